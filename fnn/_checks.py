@@ -1,0 +1,73 @@
+"""Input checks shared by the whole library.
+
+Every check is static (shapes and dtypes are known while tracing), so it costs nothing under
+`jit`. Value checks (labels in range) run only when the array is concrete, i.e. when a function is
+called eagerly; inside `jit` they are skipped rather than forcing a host round trip.
+
+Every message names the function, the argument, what was expected and what was found
+(STYLE.md habit 6): ``affine.forward: x.shape[-1] is 785, expected 784 (W.shape[0])``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+
+def concrete(x) -> np.ndarray | None:
+    """`x` as a NumPy array when its value is known now, None while it is being traced."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    return np.asarray(x)
+
+
+def check_floating(fn: str, name: str, x) -> None:
+    """Raise TypeError unless `x` has a floating dtype."""
+    dtype = jnp.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{fn}: {name} has dtype {dtype}, expected a floating dtype "
+                        f"(float16/bfloat16/float32/float64)")
+
+
+def check_ndim(fn: str, name: str, x, ndim: int | tuple[int, ...], what: str = "") -> None:
+    """Raise ValueError unless `x.ndim` is `ndim` (or one of them)."""
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if x.ndim not in allowed:
+        want = " or ".join(str(n) for n in allowed)
+        hint = f" {what}" if what else ""
+        raise ValueError(f"{fn}: {name} needs rank {want}{hint}, but has shape {tuple(x.shape)}")
+
+
+def check_labels(fn: str, t, scores) -> bool:
+    """Validate labels `t` against `scores` of shape (..., C); return True when `t` is one-hot.
+
+    Accepted: integer class indices of shape ``scores.shape[:-1]`` with values in ``[0, C)``, or
+    one-hot / probability targets of exactly ``scores.shape`` (DLFS1 §4.2.2 accepts both).
+    """
+    t_shape, s_shape = tuple(t.shape), tuple(scores.shape)
+    if t_shape == s_shape:
+        check_floating(fn, "t (one-hot)", t)
+        return True
+    if t_shape != s_shape[:-1]:
+        raise ValueError(
+            f"{fn}: t has shape {t_shape}, expected {s_shape[:-1]} (integer labels) or "
+            f"{s_shape} (one-hot), to match the scores of shape {s_shape}")
+    if not jnp.issubdtype(t.dtype, jnp.integer):
+        raise TypeError(f"{fn}: t has dtype {t.dtype}; integer labels of shape {t_shape} "
+                        f"need an integer dtype (one-hot labels need shape {s_shape})")
+    values = concrete(t)
+    if values is not None and values.size:
+        lo, hi, C = int(values.min()), int(values.max()), s_shape[-1]
+        if lo < 0 or hi >= C:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{fn}: t holds the label {bad}, expected labels in [0, {C - 1}] "
+                             f"(scores have {C} classes)")
+    return False
+
+
+def check_nonempty(fn: str, name: str, x) -> None:
+    """Raise ValueError when the batch axis of `x` is empty."""
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError(f"{fn}: {name} is an empty batch (shape {tuple(x.shape)}), "
+                         f"expected at least one sample")
