@@ -43,7 +43,7 @@ def numerical_gradient(f: Callable[[PyTree], Array], params: PyTree, h: float = 
 
     def diff_chunk(idx: Array) -> Array:
         e = jax.nn.one_hot(idx, n, dtype=flat.dtype) * h  # (k, n) one perturbation a row
-        return (f_flat(flat + e) - f_flat(flat - e)) / (2 * h)
+        return (f_flat(flat[None, :] + e) - f_flat(flat[None, :] - e)) / (2 * h)
 
     diff_chunk = jax.jit(diff_chunk)
     parts = [diff_chunk(jnp.arange(i, min(i + chunk, n))) for i in range(0, n, chunk)]

@@ -17,7 +17,8 @@ import os
 import pickle
 from pathlib import Path
 
-from fnn.data.download import DataNotFoundError, download as _download
+from fnn.data.download import DataNotFoundError
+from fnn.data.download import download as _download
 
 _DLFS1 = "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch/master/"
 _DLFS2 = "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch-2/master/"

@@ -73,14 +73,17 @@ add = Layer(_add_forward, _add_backward)
 
 
 def _relu_forward(params: Params, x: Array):
-    """y = max(0, x); the cache is the mask x > 0 (DLFS1 §5.5.1, Relu)."""
-    mask = x > 0
-    return jnp.where(mask, x, 0), mask
+    """y = max(0, x); the cache is the book's mask x <= 0 (DLFS1 §5.5.1, Relu).
+
+    As in the book, only x <= 0 is zeroed: a NaN input stays NaN instead of being hidden.
+    """
+    mask = x <= 0
+    return jnp.where(mask, 0, x), mask
 
 
 def _relu_backward(params: Params, mask: Array, dout: Array):
     """dx = dout where x > 0, else 0 (DLFS1 §5.5.1, equation 5.8)."""
-    return NO_PARAMS, jnp.where(mask, dout, 0)
+    return NO_PARAMS, jnp.where(mask, 0, dout)
 
 
 def _sigmoid_forward(params: Params, x: Array):
@@ -144,7 +147,9 @@ def _affine_forward(params: Params, x: Array):
     """
     W, b = params["W"], params["b"]
     check_ndim("affine.forward", "W", W, 2, "(D, M)")
-    check_ndim("affine.forward", "x", x, tuple(range(1, 9)), "(N, D) or (N, ...)")
+    if x.ndim < 2:
+        raise ValueError(f"affine.forward: x needs rank >= 2, (N, D) or (N, ...), but has shape "
+                         f"{tuple(x.shape)}")
     x2 = x.reshape(x.shape[0], -1)  # (N, D)
     if x2.shape[1] != W.shape[0]:
         raise ValueError(f"affine.forward: x has {x2.shape[1]} features per sample (shape "
@@ -152,7 +157,7 @@ def _affine_forward(params: Params, x: Array):
     if tuple(b.shape) != (W.shape[1],):
         raise ValueError(f"affine.forward: b has shape {tuple(b.shape)}, expected "
                          f"({W.shape[1]},) (W.shape[1])")
-    return x2 @ W + b, x
+    return x2 @ W + b[None, :], x
 
 
 def _affine_backward(params: Params, x: Array, dout: Array):
@@ -182,7 +187,7 @@ def _softmax_with_loss_forward(params: Params, x: Array, t: Array):
     check_ndim("softmax_with_loss.forward", "x", x, 2, "(N, C)")
     check_nonempty("softmax_with_loss.forward", "x", x)
     one_hot = check_labels("softmax_with_loss.forward", t, x)
-    t1 = t if one_hot else (t[:, None] == jnp.arange(x.shape[1])).astype(x.dtype)  # (N, C)
+    t1 = t if one_hot else (t[:, None] == jnp.arange(x.shape[1])[None, :]).astype(x.dtype)  # (N, C)
     loss = -jnp.sum(t1 * F.log_softmax(x)) / x.shape[0]
     return loss, (F.softmax(x), t1)
 

@@ -38,7 +38,7 @@ def init(key: Array, input_size: int, hidden_sizes: Sequence[int], output_size: 
     w_init = initializers.get(weight_init)
     keys = jax.random.split(key, len(sizes) - 1)
     params = {}
-    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:]), start=1):
+    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True), start=1):
         params[f"W{i}"] = w_init(k, (n_in, n_out), dtype, fan_in=n_in)
         params[f"b{i}"] = jnp.zeros((n_out,), dtype)
     return params

@@ -1,0 +1,145 @@
+"""The IDX file format: LeCun's container for MNIST (and Fashion-MNIST), raw or gzip-compressed.
+
+An IDX file is a 4-byte magic number, then one big-endian uint32 per dimension, then the
+array's elements in C order, big-endian::
+
+    magic = 0x00 0x00 <dtype code> <ndim>
+    dims  = ndim x uint32 (big-endian)
+    data  = prod(dims) x itemsize bytes
+
+dtype codes: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64.
+MNIST's images are ``(N, 28, 28)`` uint8 and its labels ``(N,)`` uint8 (DLFS1 §3.6.1).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["IdxFormatError", "read_idx", "write_idx"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# dtype code -> big-endian numpy dtype as stored in the file.
+_CODE_TO_DTYPE: dict[int, np.dtype] = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+# native dtype (byte order ignored) -> dtype code.
+_KIND_SIZE_TO_CODE: dict[tuple[str, int], int] = {
+    (dt.kind, dt.itemsize): code for code, dt in _CODE_TO_DTYPE.items()
+}
+
+
+class IdxFormatError(ValueError):
+    """A file is not a valid IDX file (bad header, wrong payload size, broken gzip stream)."""
+
+
+def _describe(dims: tuple[int, ...], dtype: np.dtype) -> str:
+    """`(60000, 28, 28), uint8` -> ``'60000x28x28 uint8'``."""
+    return "x".join(str(d) for d in dims) + " " + dtype.newbyteorder("=").name
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (raw or gzip, told apart by the gzip magic bytes, not the extension).
+
+    Args:
+      path: the file, e.g. ``train-images-idx3-ubyte.gz``.
+
+    Returns:
+      A new, writable array of shape ``dims`` from the header, in native byte order:
+      MNIST images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8 (DLFS1 §3.6.1).
+
+    Raises:
+      IdxFormatError: the gzip stream is broken or truncated, the header is invalid, or the
+        payload size is not ``prod(dims) * itemsize``; the message names the file, the
+        expected and the found value.
+    """
+    path = Path(path)
+    where = f"read_idx: {path}"
+    data = path.read_bytes()
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error) as e:
+            raise IdxFormatError(
+                f"{where}: gzip stream is corrupt or truncated ({e}); "
+                f"expected a complete gzip file, found {len(data)} compressed bytes"
+            ) from e
+
+    if len(data) < 4:
+        raise IdxFormatError(
+            f"{where}: file has {len(data)} bytes, expected at least a 4-byte header"
+        )
+    zero, code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0:
+        raise IdxFormatError(
+            f"{where}: magic number starts with bytes {data[:2].hex()}, expected 0000 "
+            "(not an IDX file)"
+        )
+    if code not in _CODE_TO_DTYPE:
+        known = ", ".join(f"0x{c:02X}" for c in _CODE_TO_DTYPE)
+        raise IdxFormatError(f"{where}: dtype code is 0x{code:02X}, expected one of {known}")
+    if ndim < 1:
+        raise IdxFormatError(f"{where}: ndim is 0, expected at least 1")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IdxFormatError(
+            f"{where}: header is {len(data)} bytes, expected {header} (4 + 4 x ndim={ndim})"
+        )
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    dtype = _CODE_TO_DTYPE[code]
+    expected = math.prod(dims) * dtype.itemsize
+    found = len(data) - header
+    if found != expected:
+        raise IdxFormatError(
+            f"{where}: payload has {found} bytes, expected {expected} ({_describe(dims, dtype)})"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
+    return array.astype(dtype.newbyteorder("="))  # a native-endian, writable copy
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:
+    """Write ``array`` as an IDX file, the inverse of `read_idx`.
+
+    Args:
+      path: destination file.
+      array: any shape with ``1 <= ndim <= 255``, dtype uint8, int8, int16, int32, float32 or
+        float64 (stored big-endian as IDX requires).
+      compress: gzip the file; ``None`` (default) means gzip when ``path`` ends in ``.gz``.
+        The gzip header's mtime is 0, so equal arrays give byte-identical files.
+
+    Returns:
+      ``path`` as a `Path`.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    code = _KIND_SIZE_TO_CODE.get((array.dtype.kind, array.dtype.itemsize))
+    if code is None:
+        raise ValueError(
+            f"write_idx: array.dtype is {array.dtype}, expected one of "
+            "uint8, int8, int16, int32, float32, float64"
+        )
+    if not 1 <= array.ndim <= 255:
+        raise ValueError(f"write_idx: array.ndim is {array.ndim}, expected 1..255")
+    if any(d >= 2**32 for d in array.shape):
+        raise ValueError(f"write_idx: array.shape is {array.shape}, each dim must be < 2**32")
+    header = struct.pack(f">HBB{array.ndim}I", 0, code, array.ndim, *array.shape)
+    payload = np.ascontiguousarray(array, dtype=_CODE_TO_DTYPE[code]).tobytes()
+    data = header + payload
+    if compress is None:
+        compress = path.name.endswith(".gz")
+    if compress:
+        data = gzip.compress(data, mtime=0)
+    path.write_bytes(data)
+    return path

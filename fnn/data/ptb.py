@@ -1,0 +1,100 @@
+"""Penn Treebank as DLFS2 reads it (DLFS2 §2.3.2, §5.5.3; the book's ``dataset/ptb.py``).
+
+Mikolov's language-model split of the Penn Treebank: one sentence a line, a 10,000-word vocabulary
+(``<unk>`` for rare words, ``N`` for numbers). As in the book, each line end becomes the word
+``<eos>``, the text is split on white space, and word ids are given in order of first appearance in
+the *training* file (so ids agree with the book's, and with its pretrained ``Rnnlm.pkl``):
+train 929,589 words, valid 73,760, test 82,430.
+
+The files are looked for in ``$FNN_DATA_DIR/ptb``, then ``${XDG_CACHE_HOME:-~/.cache}/fnn/ptb``;
+when missing they are downloaded (sha256-verified) from the repository the book uses. The corpus is
+not part of fnn and is never bundled (LDC Treebank-3 derivative; for research and teaching).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fnn.data.download import DataNotFoundError, download as _download
+
+URL_BASE = "https://raw.githubusercontent.com/tomsercu/lstm/master/data/"
+FILES = {  # split -> (file name, sha256)
+    "train": ("ptb.train.txt", "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),
+    "valid": ("ptb.valid.txt", "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2"),
+    "test": ("ptb.test.txt", "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0"),
+}
+SPLITS = ("train", "valid", "val", "test")
+
+
+def ptb_dirs() -> list[Path]:
+    """Where the PTB files are looked for, in order."""
+    dirs = []
+    if os.environ.get("FNN_DATA_DIR"):
+        dirs.append(Path(os.environ["FNN_DATA_DIR"]) / "ptb")
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    dirs.append(cache / "fnn" / "ptb")
+    return dirs
+
+
+def ptb_file(split: str, *, download: bool = True) -> Path:
+    """The path of the PTB file of `split` ("train", "valid"/"val", "test"), downloading if missing."""
+    split = _split(split)
+    name, sha256 = FILES[split]
+    dirs = ptb_dirs()
+    for d in dirs:
+        if (d / name).is_file():
+            return d / name
+    if download:
+        try:
+            return _download(URL_BASE + name, dirs[-1] / name, sha256=sha256)
+        except OSError as e:
+            reason = f" (download failed: {e})"
+    else:
+        reason = " (download=False)"
+    raise DataNotFoundError(
+        f"ptb_file: {name} not found in {', '.join(str(d) for d in dirs)}{reason}. Put "
+        f"ptb.train.txt, ptb.valid.txt and ptb.test.txt (from {URL_BASE}) in one of these folders, "
+        f"or set FNN_DATA_DIR to a folder whose ptb/ holds them.")
+
+
+def _split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"load_ptb: split is {split!r}, expected one of {SPLITS}")
+    return "valid" if split == "val" else split
+
+
+def _words(path: Path) -> list[str]:
+    """The book's tokenisation: line ends become ``<eos>``, then split on white space."""
+    return path.read_text(encoding="utf-8").replace("\n", "<eos>").strip().split()
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path_str: str, train_path_str: str):
+    word_to_id: dict[str, int] = {}
+    for w in _words(Path(train_path_str)):
+        if w not in word_to_id:
+            word_to_id[w] = len(word_to_id)
+    words = _words(Path(path_str))
+    missing = sorted({w for w in words if w not in word_to_id})
+    if missing:
+        raise ValueError(f"load_ptb: {path_str} has {len(missing)} words not in the training "
+                         f"vocabulary (e.g. {missing[:3]}); is it a PTB file?")
+    corpus = np.fromiter((word_to_id[w] for w in words), np.int32, len(words))
+    corpus.setflags(write=False)
+    return corpus, word_to_id
+
+
+def load_ptb(split: str = "train", *, download: bool = True):
+    """``(corpus, word_to_id, id_to_word)`` for `split`, the book's ``ptb.load_data(split)``.
+
+    corpus: int32 word ids (L,), read-only; word_to_id: dict str -> id; id_to_word: dict id -> str.
+    The vocabulary comes from the training file for every split (DLFS2 ``load_vocab``).
+    """
+    split = _split(split)
+    corpus, word_to_id = _load(str(ptb_file(split, download=download)),
+                               str(ptb_file("train", download=download)))
+    return corpus, dict(word_to_id), {i: w for w, i in word_to_id.items()}

@@ -1,0 +1,223 @@
+"""RNN language models: SimpleRnnlm (DLFS2 §5.5), Rnnlm (§6.4) and BetterRnnlm (§6.5).
+
+    word ids xs (N, T) -> TimeEmbedding -> [TimeDropout] -> (TimeRNN/LSTM/GRU -> [TimeDropout]) x L
+                       -> TimeAffine -> scores (N, T, V)   (-> TimeSoftmaxWithLoss with labels ts)
+
+Shapes: N batch, T time steps, V vocabulary, D word-vector size, H hidden size.
+Parameters use one dict per layer with the book's names::
+
+    {"embed": {"W": (V, D)}, "lstm": {"Wx": (D, 4H), "Wh": (H, 4H), "b": (4H,)},
+     "affine": {"W": (H, V), "b": (V,)}}
+
+(``"rnn"``/``"gru"`` instead of ``"lstm"``; ``"lstm1"``, ``"lstm2"`` for two layers; with weight
+tying, §6.5.3, ``"affine"`` holds only ``"b"`` and the output weight is ``embed W`` transposed).
+
+The recurrent carry is the model `state`, ``{"lstm": (h, c)}`` (or ``{"rnn": h}``...), passed in and
+handed back as `fnn.models.Model` prescribes. ``stateful=True`` (the book's LMs) starts from the
+given state (``{}`` = the book's ``reset_state``: zeros) and returns the last one, so consecutive
+truncated-BPTT batches continue the sequence; ``stateful=False`` always starts from zeros.
+
+`apply`, `loss` and `manual_grad` share one forward pass (`_forward`); the hand-written backward
+runs the layers' backward passes in reverse (DLFS2 §5.5.1, ``SimpleRnnlm.backward``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from fnn._checks import check_ndim
+from fnn.layers import recurrent as R
+from fnn.layers import time as TL
+from fnn.layers.core import NO_PARAMS
+from fnn.models._model import Model, Params
+
+
+class Config(NamedTuple):
+    """What distinguishes the book's three LMs."""
+
+    family: str = "lstm"      # "rnn", "lstm" or "gru"
+    num_layers: int = 1
+    drop_rate: float = 0.0    # the book's dropout_ratio (TimeDropout: inverted dropout)
+    tied: bool = False        # weight tying: affine W = embed W^T (DLFS2 §6.5.3)
+    stateful: bool = True
+
+
+def layer_names(cfg: Config) -> list[str]:
+    """The params keys of the recurrent layers: ``["lstm"]`` or ``["lstm1", "lstm2"]``..."""
+    if cfg.num_layers == 1:
+        return [cfg.family]
+    return [f"{cfg.family}{i}" for i in range(1, cfg.num_layers + 1)]
+
+
+def init(key: Array, vocab_size: int, wordvec_size: int, hidden_size: int, cfg: Config = Config(),
+         *, dtype=jnp.float32) -> Params:
+    """The book's initialisation (DLFS2 §5.5.1, ``SimpleRnnlm.__init__``): embed W ~ N(0, 0.01^2);
+    Wx ~ N(0, 1/D), Wh ~ N(0, 1/H) (Xavier), affine W ~ N(0, 1/H); biases zero."""
+    for name, v in (("vocab_size", vocab_size), ("wordvec_size", wordvec_size),
+                    ("hidden_size", hidden_size)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"rnnlm.init: {name} is {v!r}, expected a positive integer")
+    if cfg.tied and wordvec_size != hidden_size:
+        raise ValueError(f"rnnlm.init: weight tying needs wordvec_size == hidden_size, got "
+                         f"{wordvec_size} and {hidden_size}")
+    names = layer_names(cfg)
+    keys = jax.random.split(key, len(names) + 2)
+    params = {"embed": {"W": jax.random.normal(keys[0], (vocab_size, wordvec_size), dtype) / 100}}
+    for i, (name, k) in enumerate(zip(names, keys[1:-1])):
+        params[name] = R.init(k, cfg.family, wordvec_size if i == 0 else hidden_size,
+                              hidden_size, dtype=dtype)
+    params["affine"] = {"b": jnp.zeros((vocab_size,), dtype)}
+    if not cfg.tied:
+        params["affine"]["W"] = (jax.random.normal(keys[-1], (hidden_size, vocab_size), dtype)
+                                 / jnp.sqrt(hidden_size).astype(dtype))
+    return params
+
+
+def _affine_params(params: Params, cfg: Config) -> Params:
+    W = params["embed"]["W"].T if cfg.tied else params["affine"]["W"]
+    return {"W": W, "b": params["affine"]["b"]}
+
+
+def _forward(params: Params, state, xs: Array, cfg: Config, *, train: bool, key):
+    """Scores (N, T, V), the new state and every layer's cache."""
+    check_ndim("rnnlm", "xs", xs, 2, "(N, T) word ids")
+    if xs.shape[1] == 0:
+        raise ValueError(f"rnnlm: xs has shape {tuple(xs.shape)}, expected a sequence length T >= 1")
+    drop = cfg.drop_rate > 0
+    if drop and train and key is None:
+        raise ValueError("rnnlm: key is None, expected a jax.random key (dropout, train=True)")
+    keys = jax.random.split(key, cfg.num_layers + 1) if drop and train else [None] * (
+        cfg.num_layers + 1)
+    dkw = {"drop_rate": cfg.drop_rate, "train": train}
+    caches = {}
+    x, caches["embed"] = TL.time_embedding.forward(params["embed"], xs)
+    if drop:
+        x, caches["drop0"] = TL.time_dropout.forward(NO_PARAMS, x, key=keys[0], **dkw)
+    layer = R.time_layer(cfg.family)
+    new_state = {}
+    for i, name in enumerate(layer_names(cfg)):
+        s0 = state.get(name) if cfg.stateful else None
+        (x, last), caches[name] = layer.forward(params[name], x, s0)
+        new_state[name] = last
+        if drop:
+            x, caches[f"drop{i + 1}"] = TL.time_dropout.forward(NO_PARAMS, x, key=keys[i + 1], **dkw)
+    scores, caches["affine"] = TL.time_affine.forward(_affine_params(params, cfg), x)
+    return scores, (new_state if cfg.stateful else state), caches
+
+
+def apply(params: Params, state, xs: Array, cfg: Config = Config(), *, train: bool = False,
+          key: Array | None = None):
+    """``(scores (N, T, V), state)`` for word ids xs (N, T) (DLFS2 §6.4, ``Rnnlm.predict``)."""
+    scores, state, _ = _forward(params, state, xs, cfg, train=train, key=key)
+    return scores, state
+
+
+def loss(params: Params, state, xs: Array, ts: Array, cfg: Config = Config(), *,
+         key: Array | None = None, ignore_label: int | None = TL.IGNORE_LABEL):
+    """``(mean cross-entropy per word, state)``, training mode; ts (N, T) (DLFS2 §5.5.1 forward)."""
+    scores, state, _ = _forward(params, state, xs, cfg, train=True, key=key)
+    value, _ = TL.time_softmax_with_loss.forward(NO_PARAMS, scores, ts, ignore_label=ignore_label)
+    return value, state
+
+
+def manual_grad(params: Params, state, xs: Array, ts: Array, cfg: Config = Config(), *,
+                key: Array | None = None, ignore_label: int | None = TL.IGNORE_LABEL):
+    """``(loss, grads, state)`` by the layers' hand-written backward passes in reverse order
+    (DLFS2 §5.5.1, ``SimpleRnnlm.backward``); truncated BPTT: no gradient reaches the carried state.
+    With tying, the embedding's gradient is its scatter-add plus the affine dW transposed (the
+    book's ``remove_duplicate``)."""
+    scores, state, caches = _forward(params, state, xs, cfg, train=True, key=key)
+    value, loss_cache = TL.time_softmax_with_loss.forward(NO_PARAMS, scores, ts,
+                                                          ignore_label=ignore_label)
+    _, dout = TL.time_softmax_with_loss.backward(NO_PARAMS, loss_cache, 1.0)
+    grads = {}
+    g_aff, dout = TL.time_affine.backward(_affine_params(params, cfg), caches["affine"], dout)
+    grads["affine"] = {"b": g_aff["b"]} if cfg.tied else g_aff
+    drop = cfg.drop_rate > 0
+    layer = R.time_layer(cfg.family)
+    names = layer_names(cfg)
+    for i in range(len(names) - 1, -1, -1):
+        if drop:
+            _, dout = TL.time_dropout.backward(NO_PARAMS, caches[f"drop{i + 1}"], dout)
+        grads[names[i]], (dout, _) = layer.backward(params[names[i]], caches[names[i]], dout)
+    if drop:
+        _, dout = TL.time_dropout.backward(NO_PARAMS, caches["drop0"], dout)
+    g_emb, _ = TL.time_embedding.backward(params["embed"], caches["embed"], dout)
+    if cfg.tied:
+        g_emb = {"W": g_emb["W"] + g_aff["W"].T}
+    grads["embed"] = g_emb
+    return value, {k: grads[k] for k in params}, state
+
+
+def model(vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100,
+          cfg: Config = Config(), *, dtype=jnp.float32, name: str | None = None) -> Model:
+    """An LM as a `Model`; see `simple_rnnlm`, `rnnlm`, `better_rnnlm` for the book's three."""
+    if cfg.family not in R.FAMILIES:
+        raise ValueError(f"rnnlm.model: family is {cfg.family!r}, expected one of "
+                         f"{sorted(R.FAMILIES)}")
+    if not 0.0 <= cfg.drop_rate < 1.0:
+        raise ValueError(f"rnnlm.model: drop_rate is {cfg.drop_rate!r}, expected a value in [0, 1)")
+    if not isinstance(cfg.num_layers, int) or cfg.num_layers < 1:
+        raise ValueError(f"rnnlm.model: num_layers is {cfg.num_layers!r}, expected an integer >= 1")
+
+    def init_(key):
+        return init(key, vocab_size, wordvec_size, hidden_size, cfg, dtype=dtype), {}
+
+    def apply_(params, state, x, *, train=False, key=None):
+        return apply(params, state, x, cfg, train=train, key=key)
+
+    def loss_(params, state, x, t, *, key=None):
+        return loss(params, state, x, t, cfg, key=key)
+
+    def manual_grad_(params, state, x, t, *, key=None):
+        return manual_grad(params, state, x, t, cfg, key=key)
+
+    return Model(init_, apply_, loss_, manual_grad_,
+                 name=name or f"rnnlm[{cfg.family}x{cfg.num_layers},V={vocab_size},H={hidden_size}]")
+
+
+def simple_rnnlm(vocab_size: int, wordvec_size: int = 100, hidden_size: int = 100, **kw) -> Model:
+    """The book's ``SimpleRnnlm`` (DLFS2 §5.5.1): Embedding - TimeRNN (stateful) - Affine."""
+    return model(vocab_size, wordvec_size, hidden_size, Config("rnn"), name="SimpleRnnlm", **kw)
+
+
+def rnnlm(vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100, *,
+          family: str = "lstm", **kw) -> Model:
+    """The book's ``Rnnlm`` (DLFS2 §6.4): Embedding - TimeLSTM (stateful) - Affine; ``family="gru"``
+    puts the appendix's GRU in place of the LSTM."""
+    return model(vocab_size, wordvec_size, hidden_size, Config(family), name=f"Rnnlm[{family}]", **kw)
+
+
+def better_rnnlm(vocab_size: int = 10000, wordvec_size: int = 650, hidden_size: int = 650,
+                 drop_rate: float = 0.5, **kw) -> Model:
+    """The book's ``BetterRnnlm`` (DLFS2 §6.5): two LSTM layers, dropout before and after each
+    (TimeDropout), and weight tying (the output Affine uses the embedding W transposed).
+
+    References: Zaremba et al., "Recurrent Neural Network Regularization" (arXiv:1409.2329);
+    Press & Wolf, "Using the Output Embedding to Improve Language Models" (arXiv:1608.05859).
+    """
+    return model(vocab_size, wordvec_size, hidden_size,
+                 Config("lstm", num_layers=2, drop_rate=drop_rate, tied=True),
+                 name="BetterRnnlm", **kw)
+
+
+def from_book_params(arrays, *, dtype=jnp.float32) -> Params:
+    """fnn params from the book's saved list (``BaseModel.save_params``, e.g. ``ch06/Rnnlm.pkl``).
+
+    6 arrays: ``Rnnlm`` [embed W (V, D), LSTM Wx (D, 4H), Wh (H, 4H), b (4H,), affine W (H, V),
+    b (V,)] (gate order f, g, i, o, which is fnn's). 9 arrays: ``BetterRnnlm`` [embed W, Wx1, Wh1,
+    b1, Wx2, Wh2, b2, embed W^T (tied, dropped), b]. The book stores float16; they are cast to
+    `dtype` as the book's ``load_params`` casts them to float32.
+    """
+    a = [jnp.asarray(x, dtype) for x in arrays]
+    if len(a) == 6:
+        return {"embed": {"W": a[0]}, "lstm": {"Wx": a[1], "Wh": a[2], "b": a[3]},
+                "affine": {"W": a[4], "b": a[5]}}
+    if len(a) == 9:
+        return {"embed": {"W": a[0]}, "lstm1": {"Wx": a[1], "Wh": a[2], "b": a[3]},
+                "lstm2": {"Wx": a[4], "Wh": a[5], "b": a[6]}, "affine": {"b": a[8]}}
+    raise ValueError(f"from_book_params: got {len(a)} arrays, expected 6 (Rnnlm) or 9 (BetterRnnlm)")
