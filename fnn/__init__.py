@@ -1,6 +1,13 @@
 """fnn: Deep Learning from Scratch as a small, fast, functional JAX library.
 
-    from fnn import functions, layers, models, train, data, gradient
+    functions   activations and losses (DLFS1 ch3-4)      gradient   numerical gradient, gradient check (ch4-5)
+    init        weight initialisers (ch6.2)                layers     forward/backward pairs (ch5-7, DLFS2 ch5-6)
+    models      init/apply/manual_grad bundles (Model)     optim      the book's optimizers as optax transforms (ch6.1)
+    data        MNIST, embedded digits, IDX, the books' weights   train   the jitted step, epochs, fit
 """
 
 __version__ = "0.1.0"
+
+from fnn import data, functions, gradient, init, layers, models, optim, train  # noqa: E402
+
+__all__ = ["data", "functions", "gradient", "init", "layers", "models", "optim", "train", "__version__"]
