@@ -14,6 +14,8 @@ Writes ``train_neuralnet.png`` (loss per iteration, accuracy per epoch) and ``re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import optax
 
@@ -30,7 +32,15 @@ def main(argv=None) -> dict:
                    help="gradient path: the book's backprop (manual) or jax.grad (autodiff)")
     p.add_argument("--steps", type=int, default=None,
                    help="training iterations (default: 10000, or 1400 with --quick)")
+    p.add_argument("--checkpoint-dir", type=Path, default=None,
+                   help="write a checkpoint there after every epoch (the newest 3 are kept)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in --checkpoint-dir")
     args = p.parse_args(argv)
+    if args.resume and args.checkpoint_dir is None:
+        p.error("--resume needs --checkpoint-dir DIR (the folder of the checkpoints to resume from)")
+    if args.steps is not None and args.steps < 1:
+        p.error(f"--steps is {args.steps}, expected a positive integer")
     out = ex.output_dir(args, NAME)
 
     data = ex.load_data(args)
@@ -45,7 +55,7 @@ def main(argv=None) -> dict:
         _, history = fit(model, optax.sgd(config["learning_rate"]), data,
                          key=jax.random.key(args.seed), steps=config["steps"],
                          batch_size=config["batch_size"], grad=args.grad, progress=args.progress,
-                         desc=NAME)
+                         desc=NAME, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
 
     metrics = {"train_acc": history["train_acc"][-1], "test_acc": history["test_acc"][-1],
                "final_loss": history["train_loss"][-1], "train_seconds": history["seconds"],

@@ -10,9 +10,9 @@ Every message names the function, the argument, what was expected and what was f
 
 from __future__ import annotations
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def concrete(x) -> np.ndarray | None:

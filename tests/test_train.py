@@ -17,7 +17,8 @@ def _blobs(seed=0, N=120, D=5, C=3):
     centers = rng.normal(0, 3, (C, D))
     t = rng.integers(0, C, N)
     x = centers[t] + rng.normal(0, 1, (N, D))
-    return (x[: N * 3 // 4], t[: N * 3 // 4].astype(np.int32)), (x[N * 3 // 4:], t[N * 3 // 4:].astype(np.int32))
+    n = N * 3 // 4
+    return (x[:n], t[:n].astype(np.int32)), (x[n:], t[n:].astype(np.int32))
 
 
 MODEL = mlp.model(5, [8], 3, weight_init=0.3, dtype=jnp.float64)
@@ -106,7 +107,8 @@ def test_fit_reports_a_non_finite_loss():
 @pytest.mark.parametrize("mutate, error, match", [
     (lambda d: (((d[0][0]).astype(np.int64), d[0][1]), d[1]), TypeError, "train x has dtype int64"),
     (lambda d: ((d[0][0], d[0][1][:-1]), d[1]), ValueError, "train t has 89 samples .* expected 90"),
-    (lambda d: ((d[0][0], d[0][1] + 3), d[1]), ValueError, r"t holds the label \d, expected labels in \[0, 2\]"),
+    (lambda d: ((d[0][0], d[0][1] + 3), d[1]), ValueError,
+     r"t holds the label \d, expected labels in \[0, 2\]"),
     (lambda d: ((d[0][0], d[0][1]), (d[1][0], d[1][1].astype(np.float32))), TypeError, "dtype float32"),
     (lambda d: ((d[0][0][:, :4], d[0][1]), d[1]), ValueError, "affine.forward: x has 4 features"),
     (lambda d: ((d[0][0][:0], d[0][1][:0]), d[1]), ValueError, "train x has shape \\(0, 5\\)"),
@@ -128,3 +130,91 @@ def test_fit_rejects_bad_data(mutate, error, match):
 def test_fit_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         train.fit(MODEL, optax.sgd(0.1), _blobs(), key=jax.random.key(0), progress=False, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN/inf guard: a non-finite step is not applied, and fit says where it happened.
+# ---------------------------------------------------------------------------------------------
+
+OPT = optax.sgd(0.1)  # one object: fit reuses the compiled epoch across these tests
+
+
+def _poisoned(data, value, row=7):
+    (x, t), test = data
+    x = x.copy()
+    x[row, 0] = value
+    return (x, t), test
+
+
+def test_step_refuses_a_non_finite_update_and_flags_the_leaves():
+    (x, t), _ = _blobs()
+    step = jax.jit(train.make_step(MODEL, OPT))
+    ts = train.init_train_state(MODEL, OPT, jax.random.key(0))
+    bad_x = jnp.asarray(x[:10]).at[3, 0].set(jnp.nan)
+    new, m = step(ts, (bad_x, jnp.asarray(t[:10])), jax.random.key(1))
+    assert not bool(m["finite"]) and np.isnan(m["loss"])
+    assert m["finite_grads"].tolist() == [False, False, False, False]  # W1, W2, b1, b2
+    chex.assert_trees_all_equal(new, ts)
+    new, m = step(ts, (jnp.asarray(x[:10]), jnp.asarray(t[:10])), jax.random.key(1))
+    assert bool(m["finite"]) and m["finite_grads"].all() and m["finite_params"].all()
+
+
+def test_fit_stops_at_the_failing_step_and_keeps_the_params_before_it():
+    data = _poisoned(_blobs(), np.inf)
+    with pytest.raises(FloatingPointError) as info:
+        train.fit(MODEL, OPT, data, key=jax.random.key(0), epochs=3, batch_size=10, progress=False)
+    err = info.value
+    assert err.epoch == 1 and err.leaf == "W1" and err.checkpoint is None
+    assert f"the loss became nan at step {err.step} (epoch 1); first non-finite gradient: W1" in str(err)
+    assert "Last good checkpoint: none" in str(err)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(err.train_state))
+    if err.step > 1:  # the kept params are exactly those of a run that stops just before the step
+        ts, _ = train.fit(MODEL, OPT, data, key=jax.random.key(0), steps=err.step - 1, batch_size=10,
+                          progress=False)
+        chex.assert_trees_all_equal(err.train_state.params, ts.params)
+
+
+def _inf_in_W2_model():
+    """MODEL, but the gradient of W2 is inf when a batch holds a feature above 100 (the loss stays finite)."""
+    def manual_grad(params, state, x, t, *, key=None):
+        loss, grads, state = MODEL.manual_grad(params, state, x, t, key=key)
+        grads = {**grads, "W2": grads["W2"] * jnp.where(jnp.any(x > 100), jnp.inf, 1.0)}
+        return loss, grads, state
+    return MODEL._replace(manual_grad=manual_grad)
+
+
+def test_fit_names_the_leaf_and_the_last_good_checkpoint(tmp_path):
+    model, data = _inf_in_W2_model(), _blobs()
+    kw = {"key": jax.random.key(0), "batch_size": 10, "progress": False, "grad": "manual",
+          "checkpoint_dir": tmp_path}
+    train.fit(model, OPT, data, epochs=1, **kw)
+    with pytest.raises(FloatingPointError, match=r"the gradient of W2 became non-finite \(loss [\d.]+\) "
+                       r"at step (1[0-8]) \(epoch 2\)\. .*Last good checkpoint: .*ckpt-000001\.json"):
+        train.fit(model, OPT, _poisoned(data, 1e3), epochs=2, resume=True, **kw)
+
+
+def test_a_learning_rate_far_too_high_never_writes_nan_into_the_params():
+    with pytest.raises(FloatingPointError, match="at step") as info:
+        train.fit(MODEL, optax.sgd(1e300), _blobs(), key=jax.random.key(0), epochs=2, batch_size=10,
+                  progress=False)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(info.value.train_state))
+
+
+def test_epoch_keys_depend_on_seed_and_epoch_only():
+    """fit draws epoch e's batches from fold_in(run_key, e): a 2-epoch run is the 3-epoch run's prefix."""
+    data = _blobs()
+    _, h2 = train.fit(MODEL, OPT, data, key=jax.random.key(4), epochs=2, batch_size=10, progress=False)
+    _, h3 = train.fit(MODEL, OPT, data, key=jax.random.key(4), epochs=3, batch_size=10, progress=False)
+    assert h3["step_loss"][: len(h2["step_loss"])] == h2["step_loss"]
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"every": 0}, ValueError, "every is 0, expected a positive integer"),
+    ({"keep": -1}, ValueError, "keep is -1, expected a positive integer"),
+    ({"resume": True}, ValueError, "resume is True but checkpoint_dir is None"),
+    ({"key": 0}, TypeError, "key is int.*expected a jax.random key"),
+])
+def test_fit_rejects_bad_checkpoint_arguments(kwargs, error, match):
+    kw = {"key": jax.random.key(0), "epochs": 1, "batch_size": 10, "progress": False, **kwargs}
+    with pytest.raises(error, match=match):
+        train.fit(MODEL, OPT, _blobs(), **kw)
