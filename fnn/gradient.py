@@ -27,16 +27,22 @@ PyTree = Any
 
 def numerical_diff(f: Callable[[Array], Array], x: Array, h: float = 1e-4) -> Array:
     """df/dx ~ (f(x + h) - f(x - h)) / (2h), the central difference (DLFS1 §4.3.1, equation 4.4)."""
+    _check_h("numerical_diff", h)
     return (f(x + h) - f(x - h)) / (2 * h)
 
 
 def numerical_gradient(f: Callable[[PyTree], Array], params: PyTree, h: float = 1e-4,
-                       *, chunk: int = 4096) -> PyTree:
+                       *, chunk: int = 256) -> PyTree:
     """The gradient of scalar `f` at `params` by central differences, element by element (DLFS1 §4.4).
 
     `params` is any pytree of floating arrays; the result has its structure. Evaluations are
-    batched with `vmap` (at most `chunk` perturbed copies at once). `f` must be a JAX function.
+    batched with `vmap`, `chunk` perturbed copies at a time: memory grows with `chunk` times one
+    evaluation of `f` (its parameters and activations), so keep it small for big networks, and call
+    this function outside `jit`. `f` must be a JAX function.
     """
+    _check_h("numerical_gradient", h)
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"numerical_gradient: chunk is {chunk!r}, expected a positive integer")
     flat, unravel = ravel_pytree(params)
     n = flat.shape[0]
     f_flat = jax.vmap(lambda v: f(unravel(v)))
@@ -95,6 +101,11 @@ def gradient_check(grad_manual: Callable[[PyTree], PyTree], f: Callable[[PyTree]
     return {"manual_vs_autodiff": relative_error(g_manual, g_auto),
             "manual_vs_numerical": relative_error(g_manual, g_num),
             "autodiff_vs_numerical": relative_error(g_auto, g_num)}
+
+
+def _check_h(fn: str, h: float) -> None:
+    if not (isinstance(h, (int, float)) and 0 < h < float("inf")):
+        raise ValueError(f"{fn}: h is {h!r}, expected a step > 0 such as 1e-4")
 
 
 def max_error(errors: PyTree) -> float:
