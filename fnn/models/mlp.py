@@ -1,13 +1,27 @@
-"""Multi-layer perceptrons: the book's TwoLayerNet and MultiLayerNet (DLFS1 §4.5, §5.7, §6.1.8).
+"""Multi-layer perceptrons: TwoLayerNet, MultiLayerNet and MultiLayerNetExtend (DLFS1 §4.5, §5.7, §6.1.8,
+§6.3, §6.4).
 
-    x -> Affine1 -> act -> Affine2 -> act -> ... -> AffineL -> scores   (-> SoftmaxWithLoss)
+    x -> Affine1 [-> BatchNorm1] -> act [-> Dropout1] -> ... -> AffineL -> scores  (-> SoftmaxWithLoss)
 
-Parameters use the book's names: ``{"W1": (D, H1), "b1": (H1,), ..., "WL": (H_{L-1}, C), "bL": (C,)}``.
-Shapes: N batch, D = input_size (an image (N, 1, 28, 28) is flattened to (N, 784) by the first
-Affine, as in the book), C = output_size.
+The bracketed layers are the options of the book's ``MultiLayerNetExtend``
+(``common/multi_layer_net_extend.py``): ``use_batchnorm`` puts a batch norm between every hidden
+Affine and its activation (§6.3), ``drop_rate > 0`` (the book's ``dropout_ration``) a dropout after
+every hidden activation (§6.4.3), and ``weight_decay`` (the book's ``weight_decay_lambda``) adds
+0.5 * lambda * sum ||W||^2 to the loss (§6.4.2; the biases, gamma and beta are not decayed).
 
-`apply` and `manual_grad` share one forward pass (`_forward`), so `jax.grad` of `loss` and the
-hand-written backprop differentiate the very same computation.
+Parameters use the book's names: ``{"W1": (D, H1), "b1": (H1,), ..., "WL": (H_{L-1}, C), "bL": (C,)}``,
+plus ``"gamma{i}", "beta{i}": (H_i,)`` for every hidden layer i with batch norm. The model state is
+``{}``, or with batch norm ``{"running_mean{i}", "running_var{i}": (H_i,)}`` (see
+`fnn.layers.normalization`). Shapes: N batch, D = input_size (an image (N, 1, 28, 28) is flattened
+to (N, 784) by the first Affine, as in the book), C = output_size.
+
+Modes: ``train=True`` normalises with batch statistics (and returns the updated running ones) and
+draws dropout masks from `key`; ``train=False`` uses the running statistics and scales by
+1 - drop_rate (the book's test-time dropout). One key is split into one per dropout layer, so the
+same key gives the same masks on both gradient paths.
+
+`_forward` is the one forward pass: `apply`, `loss` (what ``jax.grad`` differentiates) and
+`manual_grad` (the book's backprop) all run it, so both gradient paths see the very same computation.
 """
 
 from __future__ import annotations
@@ -19,35 +33,68 @@ import jax.numpy as jnp
 from jax import Array
 
 from fnn import init as initializers
+from fnn._checks import concrete
 from fnn.layers import core as L
-from fnn.models._model import Model, Params
+from fnn.layers.dropout import dropout
+from fnn.layers.normalization import EPS, MOMENTUM, batch_norm
+from fnn.models._model import Model, Params, State
+
+
+def _initializer(weight_init):
+    """`fnn.init.get(weight_init)`, or for a scalar array (a traced std under `vmap`) N(0, std^2)."""
+    if isinstance(weight_init, jax.Array):
+        if weight_init.ndim != 0:
+            raise ValueError(f"mlp.init: weight_init is an array of shape {tuple(weight_init.shape)}, "
+                             f"expected a scalar standard deviation")
+        return lambda key, shape, dtype, fan_in=None: (
+            weight_init.astype(dtype) * jax.random.normal(key, shape, dtype))
+    return initializers.get(weight_init)
 
 
 def init(key: Array, input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
-         weight_init: str | float = "he", dtype=jnp.float32) -> Params:
+         weight_init: str | float | Array = "he", use_batchnorm: bool = False,
+         dtype=jnp.float32) -> Params:
     """Weights and zero biases for an MLP with the given layer sizes (DLFS1 §4.5.1, §6.2).
 
-    `weight_init`: a standard deviation (the book's TwoLayerNet uses 0.01) or a name from
-    `fnn.init` ("he"/"relu", "xavier"/"sigmoid", "zeros"). He/Xavier use the previous layer's size.
+    `weight_init`: a standard deviation (the book's TwoLayerNet uses 0.01; a scalar array may be
+    traced, to vmap over init scales) or a name from `fnn.init` ("he"/"relu", "xavier"/"sigmoid",
+    "zeros"). He/Xavier use the previous layer's size. ``use_batchnorm`` adds ``gamma{i}`` = 1 and
+    ``beta{i}`` = 0, (H_i,), for every hidden layer (DLFS1 §6.3).
     """
     sizes = [input_size, *hidden_sizes, output_size]
     for name, value in [("input_size", input_size), ("output_size", output_size),
                         *[(f"hidden_sizes[{i}]", h) for i, h in enumerate(hidden_sizes)]]:
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"mlp.init: {name} is {value!r}, expected a positive integer")
-    w_init = initializers.get(weight_init)
+    w_init = _initializer(weight_init)
     keys = jax.random.split(key, len(sizes) - 1)
     params = {}
     for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True), start=1):
         params[f"W{i}"] = w_init(k, (n_in, n_out), dtype, fan_in=n_in)
         params[f"b{i}"] = jnp.zeros((n_out,), dtype)
+        if use_batchnorm and i < len(sizes) - 1:
+            params[f"gamma{i}"] = jnp.ones((n_out,), dtype)
+            params[f"beta{i}"] = jnp.zeros((n_out,), dtype)
     return params
 
 
+def init_state(hidden_sizes: Sequence[int], *, use_batchnorm: bool = False, dtype=jnp.float32) -> State:
+    """The model state: ``{}``, or zero running statistics (H_i,) per batch norm (DLFS1 §6.3)."""
+    if not use_batchnorm:
+        return {}
+    state = {}
+    for i, h in enumerate(hidden_sizes, start=1):
+        state[f"running_mean{i}"] = jnp.zeros((h,), dtype)
+        state[f"running_var{i}"] = jnp.zeros((h,), dtype)
+    return state
+
+
 def num_layers(params: Params) -> int:
-    """How many Affine layers `params` holds (keys W1..WL)."""
+    """How many Affine layers `params` holds (keys W1..WL, and gamma/beta 1..L-1 or none)."""
     n = sum(1 for k in params if k.startswith("W"))
     expected = {f"{p}{i}" for i in range(1, n + 1) for p in "Wb"}
+    if "gamma1" in params:
+        expected |= {f"{p}{i}" for i in range(1, n) for p in ("gamma", "beta")}
     if set(params) != expected:
         raise ValueError(f"mlp: params has keys {sorted(params)}, expected {sorted(expected)}")
     return n
@@ -57,23 +104,65 @@ def _affine_params(params: Params, i: int) -> Params:
     return {"W": params[f"W{i}"], "b": params[f"b{i}"]}
 
 
-def _forward(params: Params, x: Array, activation: str):
-    """Affine/activation forward passes; returns the scores and every layer's cache (DLFS1 §5.7.2)."""
+def _bn_params(params: Params, i: int) -> Params:
+    return {"gamma": params[f"gamma{i}"], "beta": params[f"beta{i}"]}
+
+
+def _bn_state(state: State, i: int) -> State:
+    return {"running_mean": state[f"running_mean{i}"], "running_var": state[f"running_var{i}"]}
+
+
+def _forward(params: Params, x: Array, activation: str, *, state: State | None = None,
+             train: bool = False, key: Array | None = None, drop_rate: float = 0.0,
+             inverted_dropout: bool = False):
+    """The layers' forward passes (DLFS1 §5.7.2, ``MultiLayerNetExtend.predict``).
+
+    Returns ``(scores (N, C), caches, new_state)``: every layer's cache in order, as
+    ``(layer, cache)`` pairs, and the model state after this pass.
+    """
     act = L.activation_layer(activation)
     n = num_layers(params)
+    use_bn = "gamma1" in params
+    if use_bn and (state is None or f"running_mean{n - 1}" not in state):
+        raise ValueError(f"mlp: params has batch norm (gamma1...) but state is "
+                         f"{None if state is None else sorted(state)}, expected running_mean1.."
+                         f"running_mean{n - 1} and running_var1..running_var{n - 1} (mlp.init_state)")
+    if drop_rate and train and key is None:
+        raise ValueError(f"mlp: drop_rate is {drop_rate} and train is True, but key is None; "
+                         f"expected a jax.random key for the dropout masks")
+    keys = jax.random.split(key, n - 1) if (drop_rate and train) else [None] * (n - 1)
+    new_state = dict(state) if state else {}
     caches = []
     for i in range(1, n + 1):
         x, cache = L.affine.forward(_affine_params(params, i), x)
-        caches.append(cache)
-        if i < n:
-            x, cache = act.forward(L.NO_PARAMS, x)
-            caches.append(cache)
-    return x, caches
+        caches.append(("affine", cache))
+        if i == n:
+            break
+        if use_bn:
+            x, cache = batch_norm.forward(_bn_params(params, i), x, state=_bn_state(state, i),
+                                          train=train, momentum=MOMENTUM, eps=EPS)
+            new_state[f"running_mean{i}"] = cache.state["running_mean"]
+            new_state[f"running_var{i}"] = cache.state["running_var"]
+            caches.append(("batch_norm", cache))
+        x, cache = act.forward(L.NO_PARAMS, x)
+        caches.append(("activation", cache))
+        if drop_rate:
+            x, cache = dropout.forward(L.NO_PARAMS, x, key=keys[i - 1], drop_rate=drop_rate,
+                                       train=train, inverted=inverted_dropout)
+            caches.append(("dropout", cache))
+    return x, caches, new_state
 
 
-def apply(params: Params, x: Array, *, activation: str = "relu") -> Array:
-    """Scores (N, C) of inputs x (N, D) or (N, ...), before softmax (DLFS1 §3.4, ``predict``)."""
-    return _forward(params, x, activation)[0]
+def apply(params: Params, x: Array, *, activation: str = "relu", state: State | None = None,
+          train: bool = False, key: Array | None = None, drop_rate: float = 0.0,
+          inverted_dropout: bool = False) -> Array:
+    """Scores (N, C) of inputs x (N, D) or (N, ...), before softmax (DLFS1 §3.4, ``predict``).
+
+    With batch norm, `state` holds the running statistics (evaluation mode uses them); use the
+    `model` bundle to get the updated state of a training-mode pass.
+    """
+    return _forward(params, x, activation, state=state, train=train, key=key, drop_rate=drop_rate,
+                    inverted_dropout=inverted_dropout)[0]
 
 
 def weight_decay_term(params: Params, weight_decay: float) -> Array:
@@ -81,64 +170,125 @@ def weight_decay_term(params: Params, weight_decay: float) -> Array:
     return 0.5 * weight_decay * sum(jnp.sum(W * W) for k, W in params.items() if k.startswith("W"))
 
 
-def loss(params: Params, x: Array, t: Array, *, activation: str = "relu",
-         weight_decay: float = 0.0) -> Array:
-    """Softmax cross-entropy of the scores, plus the L2 penalty (DLFS1 §4.5.1, §6.4.2)."""
-    scores = apply(params, x, activation=activation)
+def loss_and_state(params: Params, state: State | None, x: Array, t: Array, *,
+                   activation: str = "relu", weight_decay: float = 0.0, train: bool = True,
+                   key: Array | None = None, drop_rate: float = 0.0,
+                   inverted_dropout: bool = False) -> tuple[Array, State]:
+    """Softmax cross-entropy plus the L2 penalty, and the new state (DLFS1 §4.5.1, §6.4.2)."""
+    scores, _, new_state = _forward(params, x, activation, state=state, train=train, key=key,
+                                    drop_rate=drop_rate, inverted_dropout=inverted_dropout)
     data_loss, _ = L.softmax_with_loss.forward(L.NO_PARAMS, scores, t)
-    return data_loss + weight_decay_term(params, weight_decay)
+    return data_loss + weight_decay_term(params, weight_decay), new_state
 
 
-def manual_grad(params: Params, x: Array, t: Array, *, activation: str = "relu",
-                weight_decay: float = 0.0) -> tuple[Array, Params]:
-    """The loss and its gradient by backprop: forward collecting caches, backward in reverse
-    (DLFS1 §5.7.2, ``TwoLayerNet.gradient``; weight decay adds lambda * W to each dW, §6.4.2)."""
+def loss(params: Params, x: Array, t: Array, *, activation: str = "relu",
+         weight_decay: float = 0.0, **kwargs) -> Array:
+    """Softmax cross-entropy of the scores, plus the L2 penalty (DLFS1 §4.5.1, §6.4.2).
+
+    `kwargs` (``state``, ``train``, ``key``, ``drop_rate``, ...) as in `loss_and_state`.
+    """
+    state = kwargs.pop("state", None)
+    return loss_and_state(params, state, x, t, activation=activation, weight_decay=weight_decay,
+                          **kwargs)[0]
+
+
+def manual_grad_and_state(params: Params, state: State | None, x: Array, t: Array, *,
+                          activation: str = "relu", weight_decay: float = 0.0, train: bool = True,
+                          key: Array | None = None, drop_rate: float = 0.0,
+                          inverted_dropout: bool = False) -> tuple[Array, Params, State]:
+    """The loss, its gradient by backprop, and the new state (DLFS1 §5.7.2, §6.3, §6.4;
+    ``MultiLayerNetExtend.gradient``): forward collecting caches, backward in reverse order;
+    weight decay adds lambda * W to each dW (§6.4.2)."""
     act = L.activation_layer(activation)
     n = num_layers(params)
-    scores, caches = _forward(params, x, activation)
+    scores, caches, new_state = _forward(params, x, activation, state=state, train=train, key=key,
+                                         drop_rate=drop_rate, inverted_dropout=inverted_dropout)
     data_loss, loss_cache = L.softmax_with_loss.forward(L.NO_PARAMS, scores, t)
 
     _, dout = L.softmax_with_loss.backward(L.NO_PARAMS, loss_cache, 1.0)
+    layers = {"activation": act, "dropout": dropout}
     grads = {}
-    for i in range(n, 0, -1):
-        if i < n:
-            _, dout = act.backward(L.NO_PARAMS, caches.pop(), dout)
-        g, dout = L.affine.backward(_affine_params(params, i), caches.pop(), dout)
-        grads[f"W{i}"] = g["W"] + weight_decay * params[f"W{i}"]
-        grads[f"b{i}"] = g["b"]
-    return data_loss + weight_decay_term(params, weight_decay), grads
+    i = n
+    for kind, cache in reversed(caches):
+        if kind == "affine":
+            g, dout = L.affine.backward(_affine_params(params, i), cache, dout)
+            grads[f"W{i}"] = g["W"] + weight_decay * params[f"W{i}"]
+            grads[f"b{i}"] = g["b"]
+            i -= 1
+        elif kind == "batch_norm":
+            g, dout = batch_norm.backward(_bn_params(params, i), cache, dout)
+            grads[f"gamma{i}"], grads[f"beta{i}"] = g["gamma"], g["beta"]
+        else:
+            _, dout = layers[kind].backward(L.NO_PARAMS, cache, dout)
+    return data_loss + weight_decay_term(params, weight_decay), grads, new_state
+
+
+def manual_grad(params: Params, x: Array, t: Array, *, activation: str = "relu",
+                weight_decay: float = 0.0, **kwargs) -> tuple[Array, Params]:
+    """The loss and its gradient by backprop (DLFS1 §5.7.2, ``TwoLayerNet.gradient``; weight decay
+    adds lambda * W to each dW, §6.4.2). `kwargs` as in `manual_grad_and_state`."""
+    state = kwargs.pop("state", None)
+    value, grads, _ = manual_grad_and_state(params, state, x, t, activation=activation,
+                                            weight_decay=weight_decay, **kwargs)
+    return value, grads
 
 
 def model(input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
-          activation: str = "relu", weight_init: str | float = "he", weight_decay: float = 0.0,
-          dtype=jnp.float32) -> Model:
-    """The book's MultiLayerNet (DLFS1 §6.1.8, ``common/multi_layer_net.py``) as a `Model`."""
+          activation: str = "relu", weight_init: str | float | Array = "he",
+          weight_decay: float | Array = 0.0, use_batchnorm: bool = False, drop_rate: float = 0.0,
+          inverted_dropout: bool = False, dtype=jnp.float32) -> Model:
+    """The book's MultiLayerNet / MultiLayerNetExtend (DLFS1 §6.1.8, §6.3.2, §6.4;
+    ``common/multi_layer_net.py``, ``common/multi_layer_net_extend.py``) as a `Model`.
+
+    ``use_batchnorm``: batch norm before every hidden activation (§6.3.2). ``drop_rate``: the book's
+    ``dropout_ration`` (its ``use_dropout=False`` is ``drop_rate=0``), dropout after every hidden
+    activation (§6.4.3); ``inverted_dropout`` selects inverted dropout instead of the book's
+    test-time scaling. ``weight_decay``: the book's ``weight_decay_lambda`` (§6.4.2).
+    `weight_decay` and a numeric `weight_init` may be scalar arrays, traced under ``jax.vmap``, so
+    many models differing only in them train together (`fnn.multi`).
+
+    The model's ``loss`` and ``manual_grad`` run in training mode (batch statistics, dropout
+    masks from `key`) and return the updated state; ``apply(..., train=False)`` is the book's
+    ``predict(x, train_flg=False)``.
+    """
     L.activation_layer(activation)  # fail now, not at the first step, on an unknown name
-    if weight_decay < 0:
-        raise ValueError(f"mlp.model: weight_decay is {weight_decay}, expected >= 0")
-    initializers.get(weight_init)
-    kw = {"activation": activation, "weight_decay": weight_decay}
+    wd = concrete(weight_decay)
+    if wd is not None and (wd.ndim != 0 or not wd >= 0):
+        raise ValueError(f"mlp.model: weight_decay is {weight_decay}, expected a number >= 0")
+    if not 0.0 <= drop_rate < 1.0:
+        raise ValueError(f"mlp.model: drop_rate is {drop_rate!r}, expected a probability in [0, 1)")
+    _initializer(weight_init)
+    kw = {"activation": activation, "weight_decay": weight_decay, "drop_rate": drop_rate,
+          "inverted_dropout": inverted_dropout}
 
     def init_(key):
-        return init(key, input_size, hidden_sizes, output_size, weight_init=weight_init,
-                    dtype=dtype), {}
+        params = init(key, input_size, hidden_sizes, output_size, weight_init=weight_init,
+                      use_batchnorm=use_batchnorm, dtype=dtype)
+        return params, init_state(hidden_sizes, use_batchnorm=use_batchnorm, dtype=dtype)
 
     def apply_(params, state, x, *, train=False, key=None):
-        return apply(params, x, activation=activation), state
+        scores, _, new_state = _forward(params, x, activation, state=state, train=train, key=key,
+                                        drop_rate=drop_rate, inverted_dropout=inverted_dropout)
+        return scores, new_state
 
     def loss_(params, state, x, t, *, key=None):
-        return loss(params, x, t, **kw), state
+        return loss_and_state(params, state, x, t, train=True, key=key, **kw)
 
     def manual_grad_(params, state, x, t, *, key=None):
-        value, grads = manual_grad(params, x, t, **kw)
-        return value, grads, state
+        return manual_grad_and_state(params, state, x, t, train=True, key=key, **kw)
 
     sizes = "-".join(str(s) for s in [input_size, *hidden_sizes, output_size])
-    return Model(init_, apply_, loss_, manual_grad_, name=f"mlp[{sizes},{activation}]")
+    options = [activation] + (["batchnorm"] if use_batchnorm else [])
+    options += [f"dropout{drop_rate:g}{'-inverted' if inverted_dropout else ''}"] if drop_rate else []
+    if wd is None:
+        options.append("weight_decay")
+    elif wd > 0:
+        options.append(f"weight_decay{float(wd):g}")
+    return Model(init_, apply_, loss_, manual_grad_, name=f"mlp[{sizes},{','.join(options)}]")
 
 
 def two_layer_net(input_size: int = 784, hidden_size: int = 50, output_size: int = 10,
-                weight_init_std: float = 0.01) -> Model:
+                  weight_init_std: float = 0.01) -> Model:
     """The book's ``TwoLayerNet`` (DLFS1 §4.5.1, §5.7.2): Affine - ReLU - Affine, N(0, 0.01^2) weights."""
     return model(input_size, [hidden_size], output_size, activation="relu",
                  weight_init=weight_init_std)

@@ -1,0 +1,131 @@
+"""Many models in one compiled program: `jax.vmap` over keys and hyper-parameters (DLFS1 §6.2–6.5).
+
+Chapter 6 trains families of networks that differ only in a hyper-parameter: 16 weight scales
+with and without batch norm (§6.3.2), 100 random (learning rate, weight decay) pairs (§6.5.3).
+Where they share their shapes, `fit_many` trains them all at once::
+
+    fit_many(model, optimizer, (x, t), keys, hparams=hp, epochs=E, batch_size=B, eval_data=...)
+
+* ``keys`` (M,): one `jax.random` key per model, M models. Model m does exactly what
+  ``fnn.train.fit(..., key=keys[m])`` does: its init key and run key come from splitting its key,
+  epoch e (1, 2, ...) shuffles and draws dropout masks from ``fold_in(run_key, e)``, and each epoch
+  is `fnn.train.make_epoch` (the same step, the same NaN guard). Models do not share batches.
+* ``hparams``: a pytree whose leaves have a leading axis M (or None). `model` and `optimizer` are
+  either fixed (a `Model`, an optax ``GradientTransformation``) or functions ``hp -> Model`` /
+  ``hp -> GradientTransformation`` of one model's slice of `hparams`, called under `vmap` with
+  traced values (``lambda hp: fnn.optim.sgd(hp["lr"])``, ``lambda hp: mlp.model(...,
+  weight_init=hp["std"])``).
+
+The whole run, E epochs of scanned steps plus the evaluations after each epoch, for all M models,
+is one `jax.jit` of `jax.vmap` of a `lax.scan`: one compilation, no host round trip. The data is
+shared (not copied per model). Shapes: M models, E epochs, S steps an epoch (``N // B``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import Array
+
+from fnn.models._model import Model
+from fnn.train import check_data, init_train_state, make_epoch, make_evaluate
+
+Builder = Callable[[Any], Any]
+
+
+def _build(what, hp, kind):
+    if isinstance(what, (Model, optax.GradientTransformation)):
+        return what
+    if callable(what):
+        return what(hp)
+    raise TypeError(f"fit_many: {kind} is {type(what).__name__}, expected a {kind} or a function "
+                    f"of the hyper-parameters returning one")
+
+
+def _num_models(keys, hparams) -> int:
+    if not hasattr(keys, "shape") or keys.ndim != (1 if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
+                                                    else 2):
+        raise ValueError(f"fit_many: keys has shape {getattr(keys, 'shape', None)}, expected (M,) "
+                         f"jax.random keys (jax.random.split(key, M))")
+    M = keys.shape[0]
+    for path, leaf in jax.tree_util.tree_flatten_with_path(hparams)[0]:
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != M:
+            raise ValueError(f"fit_many: hparams{jax.tree_util.keystr(path)} has shape "
+                             f"{jnp.shape(leaf)}, expected a leading axis of {M} (one per key)")
+    return M
+
+
+def make_fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | Builder, *,
+                  epochs: int, batch_size: int, num_batches: int | None = None,
+                  grad: str = "autodiff", eval_names: tuple[str, ...] = (),
+                  eval_batch_size: int = 1000):
+    """The jitted program behind `fit_many`:
+    ``run(keys, hparams, x, t, eval_sets) -> (train_states, history)`` (see `fit_many`)."""
+
+    def one(key, hp, x, t, eval_sets):
+        m = _build(model, hp, "Model")
+        opt = _build(optimizer, hp, "GradientTransformation")
+        init_key, run_key = jax.random.split(key)
+        ts = init_train_state(m, opt, init_key)
+        epoch = make_epoch(m, opt, batch_size=batch_size, grad=grad, num_batches=num_batches)
+        evaluate = make_evaluate(m, batch_size=eval_batch_size)
+
+        def body(ts, e):
+            ts, metrics = epoch(ts, x, t, jax.random.fold_in(run_key, e))
+            ev = {name: evaluate(ts.params, ts.state, xe, te)
+                  for name, (xe, te) in zip(eval_names, eval_sets, strict=True)}
+            return ts, (metrics["loss"], jnp.all(metrics["finite"]), ev)
+
+        ts, (step_loss, finite, ev) = jax.lax.scan(body, ts, jnp.arange(1, epochs + 1))
+        history = {"step_loss": step_loss.reshape(-1), "finite": finite}
+        for name in eval_names:
+            history[f"{name}_loss"] = ev[name]["loss"]
+            history[f"{name}_acc"] = ev[name]["accuracy"]
+        return ts, history
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)))
+
+
+def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | Builder, data,
+             keys: Array, *, hparams: Any = None, epochs: int, batch_size: int = 100,
+             num_batches: int | None = None, grad: str = "autodiff",
+             eval_data: Mapping[str, tuple[Array, Array]] | None = None,
+             eval_batch_size: int = 1000):
+    """Train M models at once on ``data = (x_train, t_train)``, one per key (see the module docstring).
+
+    `epochs` epochs of ``num_batches`` (default ``N // batch_size``) steps each. After every epoch,
+    each set of `eval_data` (e.g. ``{"train": (x, t), "val": (xv, tv)}``) is evaluated in eval mode.
+
+    Returns ``(train_states, history)``: the `fnn.train.TrainState` of every model stacked on a
+    leading axis M, and a dict of arrays: ``step_loss`` (M, E*S) every step's mini-batch loss,
+    ``finite`` (M, E) whether every step of that epoch was finite (a refused step leaves the model
+    as it was, `fnn.train.make_step`), and ``<name>_loss``, ``<name>_acc`` (M, E) per eval set.
+    """
+    x, t = data
+    check_data("fit_many", "train", x, t)
+    eval_data = dict(eval_data or {})
+    for name, (xe, te) in eval_data.items():
+        check_data("fit_many", name, xe, te)
+    M = _num_models(keys, hparams)
+    if hparams is None:
+        hparams = jnp.zeros((M,))
+    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"fit_many: {name} is {v!r}, expected a positive integer")
+    if batch_size > x.shape[0]:
+        raise ValueError(f"fit_many: batch_size is {batch_size}, larger than the training set "
+                         f"({x.shape[0]} samples)")
+    run = make_fit_many(model, optimizer, epochs=epochs, batch_size=batch_size,
+                        num_batches=num_batches, grad=grad, eval_names=tuple(eval_data),
+                        eval_batch_size=eval_batch_size)
+    return run(keys, hparams, jnp.asarray(x), jnp.asarray(t),
+               tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
+
+
+def index(tree: Any, m: int) -> Any:
+    """Model m's slice of a stacked pytree (a `fit_many` train state or history)."""
+    return jax.tree_util.tree_map(lambda a: a[m], tree)
