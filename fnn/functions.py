@@ -10,6 +10,7 @@ algebraically equal stable form and say so in the docstring.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -58,13 +59,17 @@ def softmax(x: Array, axis: int = -1) -> Array:
 
     The maximum is subtracted first (DLFS1 §3.5.2): equal values, no overflow.
     """
-    e = jnp.exp(x - jnp.max(x, axis=axis, keepdims=True))
+    e = jnp.exp(x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True)))
     return e / jnp.sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x: Array, axis: int = -1) -> Array:
-    """log(softmax(x)) = a_k - max(a) - log sum_i exp(a_i - max(a)), stable for any scores (DLFS1 §3.5.2)."""
-    shifted = x - jnp.max(x, axis=axis, keepdims=True)
+    """log(softmax(x)) = a_k - max(a) - log sum_i exp(a_i - max(a)), stable for any scores (DLFS1 §3.5.2).
+
+    The shift by max(a) does not change the value, so no gradient flows through it
+    (`stop_gradient`): the same derivative, and autodiff skips the arg-max scatter.
+    """
+    shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
 
 

@@ -20,13 +20,23 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fnn.data.corpus import bptt_batches, eval_batches, generated_corpus, markov_language
 from fnn.data.digits import load_digits
 from fnn.data.download import ChecksumError, DataNotFoundError, DownloadError, download
 from fnn.data.idx import IdxFormatError, read_idx, write_idx
 from fnn.data.mnist import load_mnist, one_hot
+from fnn.data.ptb import load_ptb
+from fnn.data.weights import load_book_weights, safe_load
 
 __all__ = [
     "ChecksumError",
+    "bptt_batches",
+    "eval_batches",
+    "generated_corpus",
+    "load_book_weights",
+    "load_ptb",
+    "markov_language",
+    "safe_load",
     "DATASETS",
     "DataNotFoundError",
     "DownloadError",

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn.data.download import DataNotFoundError, download as _download
+from fnn.data.download import DataNotFoundError
+from fnn.data.download import download as _download
 
 URL_BASE = "https://raw.githubusercontent.com/tomsercu/lstm/master/data/"
 FILES = {  # split -> (file name, sha256)

@@ -1,6 +1,9 @@
-"""Models as pure functions: `mlp` (DLFS1 ch4–6). Each module's constructor returns a `Model`."""
+"""Models as pure functions: `mlp` (DLFS1 ch4–6), `rnnlm` and `seqclf` (DLFS2 ch5–6).
 
-from fnn.models import mlp
+Each module's constructor returns a `Model` (init / apply / loss / manual_grad).
+"""
+
+from fnn.models import mlp, rnnlm, seqclf
 from fnn.models._model import Model
 
-__all__ = ["Model", "mlp"]
+__all__ = ["Model", "mlp", "rnnlm", "seqclf"]

@@ -46,6 +46,9 @@ class Config(NamedTuple):
     stateful: bool = True
 
 
+DEFAULT = Config()
+
+
 def layer_names(cfg: Config) -> list[str]:
     """The params keys of the recurrent layers: ``["lstm"]`` or ``["lstm1", "lstm2"]``..."""
     if cfg.num_layers == 1:
@@ -53,7 +56,7 @@ def layer_names(cfg: Config) -> list[str]:
     return [f"{cfg.family}{i}" for i in range(1, cfg.num_layers + 1)]
 
 
-def init(key: Array, vocab_size: int, wordvec_size: int, hidden_size: int, cfg: Config = Config(),
+def init(key: Array, vocab_size: int, wordvec_size: int, hidden_size: int, cfg: Config = DEFAULT,
          *, dtype=jnp.float32) -> Params:
     """The book's initialisation (DLFS2 §5.5.1, ``SimpleRnnlm.__init__``): embed W ~ N(0, 0.01^2);
     Wx ~ N(0, 1/D), Wh ~ N(0, 1/H) (Xavier), affine W ~ N(0, 1/H); biases zero."""
@@ -67,7 +70,7 @@ def init(key: Array, vocab_size: int, wordvec_size: int, hidden_size: int, cfg: 
     names = layer_names(cfg)
     keys = jax.random.split(key, len(names) + 2)
     params = {"embed": {"W": jax.random.normal(keys[0], (vocab_size, wordvec_size), dtype) / 100}}
-    for i, (name, k) in enumerate(zip(names, keys[1:-1])):
+    for i, (name, k) in enumerate(zip(names, keys[1:-1], strict=True)):
         params[name] = R.init(k, cfg.family, wordvec_size if i == 0 else hidden_size,
                               hidden_size, dtype=dtype)
     params["affine"] = {"b": jnp.zeros((vocab_size,), dtype)}
@@ -109,14 +112,14 @@ def _forward(params: Params, state, xs: Array, cfg: Config, *, train: bool, key)
     return scores, (new_state if cfg.stateful else state), caches
 
 
-def apply(params: Params, state, xs: Array, cfg: Config = Config(), *, train: bool = False,
+def apply(params: Params, state, xs: Array, cfg: Config = DEFAULT, *, train: bool = False,
           key: Array | None = None):
     """``(scores (N, T, V), state)`` for word ids xs (N, T) (DLFS2 §6.4, ``Rnnlm.predict``)."""
     scores, state, _ = _forward(params, state, xs, cfg, train=train, key=key)
     return scores, state
 
 
-def loss(params: Params, state, xs: Array, ts: Array, cfg: Config = Config(), *,
+def loss(params: Params, state, xs: Array, ts: Array, cfg: Config = DEFAULT, *,
          key: Array | None = None, ignore_label: int | None = TL.IGNORE_LABEL):
     """``(mean cross-entropy per word, state)``, training mode; ts (N, T) (DLFS2 §5.5.1 forward)."""
     scores, state, _ = _forward(params, state, xs, cfg, train=True, key=key)
@@ -124,7 +127,7 @@ def loss(params: Params, state, xs: Array, ts: Array, cfg: Config = Config(), *,
     return value, state
 
 
-def manual_grad(params: Params, state, xs: Array, ts: Array, cfg: Config = Config(), *,
+def manual_grad(params: Params, state, xs: Array, ts: Array, cfg: Config = DEFAULT, *,
                 key: Array | None = None, ignore_label: int | None = TL.IGNORE_LABEL):
     """``(loss, grads, state)`` by the layers' hand-written backward passes in reverse order
     (DLFS2 §5.5.1, ``SimpleRnnlm.backward``); truncated BPTT: no gradient reaches the carried state.
@@ -154,7 +157,7 @@ def manual_grad(params: Params, state, xs: Array, ts: Array, cfg: Config = Confi
 
 
 def model(vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 100,
-          cfg: Config = Config(), *, dtype=jnp.float32, name: str | None = None) -> Model:
+          cfg: Config = DEFAULT, *, dtype=jnp.float32, name: str | None = None) -> Model:
     """An LM as a `Model`; see `simple_rnnlm`, `rnnlm`, `better_rnnlm` for the book's three."""
     if cfg.family not in R.FAMILIES:
         raise ValueError(f"rnnlm.model: family is {cfg.family!r}, expected one of "

@@ -1,0 +1,70 @@
+"""LSTM vs GRU reading digits row by row (the gated RNNs of DLFS2 ch6 / appendix C as classifiers).
+
+Each image is a sequence: one row of pixels per time step; the last hidden state goes through an
+Affine layer to 10 classes (`fnn.models.seqclf`). Both cells train with the same jitted step
+(`fnn.train.fit`), Adam (lr 0.01), batch 100, the hand-written BPTT (``--grad manual``, default) or
+``jax.grad``. No number in the book; the seeds' notes expect the two gated cells to perform alike
+(GRU with 3/4 of the LSTM's recurrent parameters). A plain RNN is trained too for contrast.
+
+Quick mode (``--quick``): scikit-learn's embedded 8x8 digits (T = 8 rows of D = 8), H = 64,
+20 epochs (280 steps); test accuracy about 0.97-0.98 for all three cells (measured: RNN 0.983,
+LSTM 0.981, GRU 0.983 after 40 epochs).
+Full mode: MNIST (T = 28 rows of D = 28), H = 128, 5 epochs (3,000 steps).
+
+Writes ``seqclf.png`` (test accuracy per epoch for each cell) and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import jax
+import optax
+
+from fnn import experiment as ex
+from fnn.models import seqclf
+from fnn.train import GRADS, fit
+
+NAME = "dlfs2_ch6_seqclf"
+SLOW = True  # quick mode: ~30-50 s on 2 busy cores
+FAMILIES = ("rnn", "lstm", "gru")
+
+
+def main(argv=None) -> dict:
+    import matplotlib.pyplot as plt
+
+    p = ex.parser(NAME, __doc__)
+    p.add_argument("--grad", choices=GRADS, default="manual")
+    p.add_argument("--epochs", type=int, default=None)
+    args = p.parse_args(argv)
+    out = ex.output_dir(args, NAME)
+    data = ex.load_data(args, quick="digits", full="mnist")
+    side = 8 if args.quick else 28
+    cfg = {"data": "digits 8x8" if args.quick else "mnist", "rows": side, "row_size": side,
+           "hidden_size": 64 if args.quick else 128, "optimizer": "Adam", "lr": 0.01,
+           "batch_size": 100, "epochs": args.epochs or (20 if args.quick else 5), "grad": args.grad}
+    histories, metrics = {}, {}
+    with ex.Timer() as timer:
+        for i, family in enumerate(FAMILIES):
+            model = seqclf.model(side, cfg["hidden_size"], 10, family=family, rows=side)
+            _, h = fit(model, optax.adam(cfg["lr"]), data, key=jax.random.key(args.seed + i),
+                       epochs=cfg["epochs"], batch_size=cfg["batch_size"], grad=args.grad,
+                       progress=args.progress, desc=f"{NAME}[{family}]")
+            histories[family] = h
+            metrics[family] = {"test_acc": h["test_acc"][-1], "best_test_acc": max(h["test_acc"]),
+                               "train_acc": h["train_acc"][-1], "train_seconds": h["seconds"]}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for family, h in histories.items():
+        ax.plot(h["epoch"], h["test_acc"], label=f"{family.upper()} (test)")
+    ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1),
+           title=f"row-by-row classification, {cfg['data']}")
+    ax.legend(loc="lower right")
+    ex.save_figure(fig, out / "seqclf.png")
+    path = ex.save_result(out, NAME, args, config=cfg, metrics=metrics, seconds=timer.seconds,
+                          history=histories)
+    ex.report([*(f"{f.upper()}: test acc {m['test_acc']:.4f} (best {m['best_test_acc']:.4f}), "
+                 f"{m['train_seconds']:.1f} s" for f, m in metrics.items()),
+               f"wrote {out} ({path.name})"])
+    return {"config": cfg, "metrics": metrics}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Generate text with an LSTM language model (DLFS2 §7.1, ch07/generate_text.py), and the book's
+pretrained ``Rnnlm.pkl``'s test perplexity in fnn (its ch06/eval.py).
+
+Full mode (needs PTB and the book's ``ch06/Rnnlm.pkl``, float16, gate order f, g, i, o; found in
+``$FNN_DATA_DIR/book`` or downloaded): load the pickle with the restricted unpickler into fnn's
+``Rnnlm``, score the PTB test set with the book's ``eval_perplexity`` protocol (batch 10, T = 35,
+stateful from a reset state; the book's own code gives 136.08), then generate 100 words from
+"you", never producing ``N``, ``<unk>`` or ``$`` (the book's skip words), ``<eos>`` shown as a line
+break. With ``--params results/dlfs2_ch6_rnnlm/params_lstm.npz`` (written by that experiment) the
+same is done for fnn's own trained LM, reported beside the book's.
+
+Quick mode (``--quick``): an LSTM LM trained for a few seconds on the generated order-2 Markov
+language generates 100 words; the bigram statistics of the generated words are compared with the
+language's (total variation distance of the next-word distributions, weighted by frequency).
+
+Writes ``generated.txt``, ``generate_text.png`` (quick: next-word frequencies of the generated
+text vs the language's; full: the test perplexities) and ``result.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import optax
+
+from fnn import experiment as ex
+from fnn import lm
+from fnn.models import rnnlm
+
+NAME = "dlfs2_ch7_generate_text"
+SLOW = True  # quick mode: ~15-40 s (training, generating, scoring)
+SKIP_WORDS = ["N", "<unk>", "$"]
+
+
+def to_text(ids, id_to_word) -> str:
+    return " ".join(id_to_word[i] for i in ids).replace(" <eos>", ".\n")
+
+
+def main(argv=None) -> dict:
+    p = ex.parser(NAME, __doc__)
+    p.add_argument("--params", type=Path, default=None,
+                   help="params_<family>.npz written by dlfs2_ch6_rnnlm (full mode)")
+    p.add_argument("--start", default="you", help="the first word (full mode; the book's 'you')")
+    p.add_argument("--length", type=int, default=100)
+    args = p.parse_args(argv)
+    out = ex.output_dir(args, NAME)
+    key = jax.random.key(args.seed)
+    texts, metrics = {}, {}
+    with ex.Timer() as timer:
+        if args.quick:
+            from fnn.data.corpus import generated_corpus, sample
+
+            corpus, _, id_to_word, lang = generated_corpus(20_000, vocab_size=10, order=2,
+                                                          seed=args.seed)
+            model = rnnlm.rnnlm(10, 16, 32)
+            ts, _ = lm.fit_lm(model, optax.adam(0.01), corpus, key=key, epochs=6, batch_size=20,
+                              time_size=10, eval_interval=100, progress=args.progress, desc=NAME)
+            ids = lm.generate(model, ts.params, int(corpus[0]), jax.random.key(args.seed + 1),
+                              sample_size=max(args.length, 2000))
+            texts["fnn (generated language)"] = to_text(ids[: args.length], id_to_word)
+            metrics["test_perplexity"] = lm.perplexity(model, ts.params,
+                                                       sample(lang, 5001, seed=args.seed + 200))
+            metrics["true_perplexity"] = lang.perplexity
+            metrics["next_word_tv_distance"] = _bigram_tv(np.asarray(ids), lang)
+        else:
+            from fnn.data.ptb import load_ptb
+            from fnn.data.weights import load_book_weights
+
+            _, word_to_id, id_to_word = load_ptb("train")
+            test = load_ptb("test")[0]
+            skip = [word_to_id[w] for w in SKIP_WORDS]
+            models = {"book Rnnlm.pkl": rnnlm.from_book_params(load_book_weights("Rnnlm.pkl"))}
+            if args.params is not None:
+                from experiments.dlfs2_ch6_rnnlm import load_params
+
+                models[f"fnn {args.params.name}"] = load_params(args.params)
+            for name, params in models.items():
+                family = "gru" if "gru" in params else "lstm"
+                model = rnnlm.rnnlm(len(word_to_id), family=family)
+                metrics[f"{name} test_perplexity"] = lm.perplexity(model, params, test)
+                key, k = jax.random.split(key)
+                ids = lm.generate(model, params, word_to_id[args.start], k,
+                                  sample_size=args.length, skip_ids=skip)
+                texts[name] = to_text(ids, id_to_word)
+    ex.save_figure(_figure(metrics, ids if args.quick else None, lang if args.quick else None),
+                   out / "generate_text.png")
+    (out / "generated.txt").write_text("".join(f"== {n}\n{t}\n\n" for n, t in texts.items()))
+    path = ex.save_result(out, NAME, args, config={"start": args.start, "length": args.length,
+                                                   "skip_words": SKIP_WORDS},
+                          metrics=metrics, seconds=timer.seconds, texts=texts)
+    ex.report([*(f"{k}: {v:.4f}" for k, v in metrics.items()),
+               *(f"--- {n}\n{t}" for n, t in texts.items()), f"wrote {out} ({path.name})"])
+    return {"metrics": metrics, "texts": texts}
+
+
+def _figure(metrics: dict, ids, lang):
+    import matplotlib.pyplot as plt
+
+    if lang is None:  # full mode: the test perplexities
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        names = list(metrics)
+        ax.barh([n.replace(" test_perplexity", "") for n in names], [metrics[n] for n in names])
+        ax.axvline(136.08, c="k", ls="--", lw=1, label="book's eval of Rnnlm.pkl: 136.08")
+        ax.set(xlabel="PTB test perplexity")
+        ax.legend()
+        return fig
+    V, k = lang.vocab_size, lang.order
+    ids = np.asarray(ids)
+    ctx = np.zeros(len(ids) - k, np.int64)
+    for j in range(k):
+        ctx = ctx * V + ids[j:len(ids) - k + j]
+    top = np.argsort(-np.bincount(ctx, minlength=lang.P.shape[0]))[:8]  # the 8 commonest contexts
+    emp = np.stack([np.bincount(ids[k:][ctx == c], minlength=V) for c in top]).astype(float)
+    emp /= np.maximum(emp.sum(1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, mat, title in ((axes[0], lang.P[top], "the language: P(w | context)"),
+                           (axes[1], emp, "generated text: frequencies")):
+        ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set(xlabel="next word", title=title)
+    axes[0].set(ylabel="8 commonest contexts")
+    fig.suptitle(f"next-word distributions (TV distance {metrics['next_word_tv_distance']:.3f})")
+    return fig
+
+
+def _bigram_tv(ids: np.ndarray, lang) -> float:
+    """Mean total-variation distance between the generated text's next-word frequencies and the
+    language's P(w | context), weighted by how often each context occurs in the text."""
+    V, k = lang.vocab_size, lang.order
+    ctx = np.zeros(len(ids) - k, np.int64)
+    for j in range(k):
+        ctx = ctx * V + ids[j:len(ids) - k + j]
+    counts = np.zeros_like(lang.P)
+    np.add.at(counts, (ctx, ids[k:]), 1)
+    n = counts.sum(1)
+    seen = n > 0
+    emp = counts[seen] / n[seen, None]
+    return float(np.sum(n[seen] * 0.5 * np.abs(emp - lang.P[seen]).sum(1)) / n.sum())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Training and evaluating language models: truncated BPTT, perplexity, text generation (DLFS2 ch5-7).
+
+* `fit_lm` — DLFS2's ``RnnlmTrainer.fit`` (§5.5.3): mini-batches from `fnn.data.corpus.bptt_batches`,
+  the recurrent state carried from batch to batch (the model's `state`), gradient clipping in the
+  optimizer, perplexity = exp(mean loss) every `eval_interval` steps. The step is
+  `fnn.train.make_step` — the same one every model trains with — scanned over `eval_interval`
+  batches per jitted call. With `val_corpus` it also does ``train_better_rnnlm.py``'s rule
+  (§6.5.4): after each epoch, evaluate; when validation perplexity got worse, divide the learning
+  rate by `lr_decay` (4 in the book). That needs an optimizer built by `sgd` (or any
+  ``optax.inject_hyperparams`` optimizer with a ``learning_rate``).
+* `perplexity` — DLFS2's ``eval_perplexity`` (``common/util.py``): batch 10, T = 35, stateful from a
+  reset state, exp of the mean of the per-batch mean losses.
+* `generate` — DLFS2 §7.1 ``RnnlmGen.generate``: sample word after word from the softmax.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import Array
+from tqdm.auto import tqdm
+
+from fnn import functions as F
+from fnn.data.corpus import bptt_batches, eval_batches
+from fnn.models._model import Model
+from fnn.train import GRADS, TrainState, make_step
+
+
+def sgd(learning_rate: float, max_grad: float | None = None) -> optax.GradientTransformation:
+    """The book's LM optimizer: clip by global norm (DLFS2 §6.1.4, when `max_grad`), then SGD.
+
+    Built with ``optax.inject_hyperparams`` so that `fit_lm` (or `set_learning_rate`) can change
+    the learning rate between epochs without recompiling.
+    """
+    def make(learning_rate):
+        parts = [] if max_grad is None else [optax.clip_by_global_norm(max_grad)]
+        return optax.chain(*parts, optax.sgd(learning_rate))
+
+    return optax.inject_hyperparams(make)(learning_rate=learning_rate)
+
+
+def set_learning_rate(opt_state, lr: float):
+    """A copy of an ``inject_hyperparams`` optimizer state with its learning rate set to `lr`."""
+    if not hasattr(opt_state, "hyperparams") or "learning_rate" not in opt_state.hyperparams:
+        raise ValueError("set_learning_rate: the optimizer state has no hyperparams['learning_rate']; "
+                         "build the optimizer with fnn.lm.sgd (optax.inject_hyperparams)")
+    hp = dict(opt_state.hyperparams)
+    hp["learning_rate"] = jnp.asarray(lr, jnp.asarray(hp["learning_rate"]).dtype)
+    return opt_state._replace(hyperparams=hp)
+
+
+def initial_state(model: Model, params, batch_size: int, time_size: int = 1):
+    """The model's reset state for `batch_size` sequences: zeros of the shape `apply` returns."""
+    xs = jax.ShapeDtypeStruct((batch_size, time_size), jnp.int32)
+    shapes = jax.eval_shape(lambda p, x: model.apply(p, {}, x)[1], params, xs)
+    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def make_lm_steps(model: Model, optimizer: optax.GradientTransformation, *,
+                  grad: str = "autodiff"):
+    """A jitted ``run(ts, xs, ts_, key) -> (ts, losses)`` scanning `fnn.train.make_step` over
+    batches xs, ts_ (nb, N, T); the model state (recurrent carry) flows from step to step."""
+    step = make_step(model, optimizer, grad=grad)
+
+    def run(train_state: TrainState, xs: Array, ys: Array, key: Array):
+        keys = jax.random.split(key, xs.shape[0])
+        train_state, metrics = jax.lax.scan(lambda s, b: step(s, (b[0], b[1]), b[2]),
+                                            train_state, (xs, ys, keys))
+        return train_state, metrics["loss"]
+
+    return jax.jit(run, donate_argnums=0)
+
+
+def make_perplexity(model: Model):
+    """A jitted ``f(params, xs, ts) -> perplexity`` over eval batches (nb, N, T), from a reset state."""
+    def f(params, xs, ts):
+        state0 = initial_state(model, params, xs.shape[1], xs.shape[2])
+
+        def body(carry, batch):
+            state, total = carry
+            x, t = batch
+            scores, state = model.apply(params, state, x, train=False)
+            scores = scores.astype(jnp.promote_types(scores.dtype, jnp.float32))
+            logp = F.log_softmax(scores)  # (N, T, V)
+            nll = -jnp.mean(jnp.sum(logp * (t[..., None] == jnp.arange(scores.shape[-1])[None, None, :]), -1))
+            return (state, total + nll), None
+
+        zero = jnp.zeros((), jnp.promote_types(jax.tree_util.tree_leaves(params)[0].dtype,
+                                               jnp.float32))
+        (_, total), _ = jax.lax.scan(body, (state0, zero), (xs, ts))
+        return jnp.exp(total / xs.shape[0])
+
+    return jax.jit(f)
+
+
+def perplexity(model: Model, params, corpus, *, batch_size: int = 10, time_size: int = 35) -> float:
+    """Perplexity of `corpus` (1-d word ids) exactly as DLFS2's ``eval_perplexity`` computes it."""
+    xs, ts = eval_batches(corpus, batch_size, time_size)
+    return float(make_perplexity(model)(params, jnp.asarray(xs), jnp.asarray(ts)))
+
+
+def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key: Array,
+           epochs: int, batch_size: int = 20, time_size: int = 35, grad: str = "autodiff",
+           eval_interval: int = 20, val_corpus=None, lr_decay: float | None = None,
+           reset_each_epoch: bool = False, train_state: TrainState | None = None,
+           progress: bool = True, desc: str | None = None):
+    """Train an LM on `corpus` (1-d word ids) by truncated BPTT (DLFS2 §5.5.3, ``RnnlmTrainer``).
+
+    Each epoch has ``(len(corpus) - 1) // (batch_size * time_size)`` steps; the read position keeps
+    advancing across epochs as the book's trainer does within one ``fit`` call, and the recurrent
+    state is carried throughout (``reset_each_epoch=True`` zeros it after each epoch, as
+    ``train_better_rnnlm.py`` does after its validation pass). With `val_corpus`, the validation
+    perplexity is computed after each epoch; with `lr_decay` too, the learning rate is divided by
+    it whenever that perplexity did not improve (DLFS2 §6.5.4).
+
+    Returns ``(train_state, history)``: ``ppl`` (train perplexity every `eval_interval` steps),
+    ``ppl_step``, ``val_ppl`` and ``lr`` per epoch, ``seconds`` (training time, compile included).
+    """
+    if grad not in GRADS:
+        raise ValueError(f"fit_lm: grad is {grad!r}, expected one of {GRADS}")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"fit_lm: epochs is {epochs!r}, expected a positive integer")
+    if not isinstance(eval_interval, int) or eval_interval < 1:
+        raise ValueError(f"fit_lm: eval_interval is {eval_interval!r}, expected a positive integer")
+    corpus = np.asarray(corpus)
+    _, _, _ = bptt_batches(corpus[: batch_size * time_size + 1], batch_size, time_size)  # checks
+    per_epoch = (len(corpus) - 1) // (batch_size * time_size)
+    init_key, key = jax.random.split(key)
+    if train_state is None:
+        params, _ = model.init(init_key)
+        train_state = TrainState(params, initial_state(model, params, batch_size, time_size),
+                                 optimizer.init(params))
+    if lr_decay is not None:
+        set_learning_rate(train_state.opt_state, 1.0)  # fail now if the lr cannot be changed
+    run = make_lm_steps(model, optimizer, grad=grad)
+    ppl_eval = make_perplexity(model) if val_corpus is not None else None
+    history = {"ppl": [], "ppl_step": [], "val_ppl": [], "lr": [], "epoch_loss": []}
+    best, time_idx, seconds, done = math.inf, 0, 0.0, 0
+    bar = tqdm(total=epochs * per_epoch, desc=desc or model.name, unit="step", disable=not progress)
+    for epoch in range(epochs):
+        xs, ys, time_idx = bptt_batches(corpus, batch_size, time_size, time_idx=time_idx)
+        epoch_losses = []
+        for start in range(0, per_epoch, eval_interval):
+            stop = min(start + eval_interval, per_epoch)
+            key, k = jax.random.split(key)
+            t0 = time.perf_counter()
+            train_state, losses = run(train_state, jnp.asarray(xs[start:stop]),
+                                      jnp.asarray(ys[start:stop]), k)
+            losses = np.asarray(losses)
+            seconds += time.perf_counter() - t0
+            done += stop - start
+            if not np.all(np.isfinite(losses)):
+                raise FloatingPointError(f"fit_lm: the loss became {losses[~np.isfinite(losses)][0]}"
+                                         f" in epoch {epoch + 1}; lower the learning rate")
+            epoch_losses.append(losses)
+            history["ppl"].append(float(np.exp(losses.mean())))
+            history["ppl_step"].append(done)
+            bar.update(stop - start)
+            bar.set_postfix(ppl=f"{history['ppl'][-1]:.2f}")
+        history["epoch_loss"].append(float(np.concatenate(epoch_losses).mean()))
+        hp = getattr(train_state.opt_state, "hyperparams", {})
+        history["lr"].append(float(hp["learning_rate"]) if "learning_rate" in hp else None)
+        if ppl_eval is not None:
+            vx, vt = eval_batches(val_corpus)
+            val = float(ppl_eval(train_state.params, jnp.asarray(vx), jnp.asarray(vt)))
+            history["val_ppl"].append(val)
+            bar.set_postfix(ppl=f"{history['ppl'][-1]:.2f}", val_ppl=f"{val:.2f}")
+            if lr_decay is not None and val >= best:
+                opt_state = set_learning_rate(train_state.opt_state,
+                                              history["lr"][-1] / lr_decay)
+                train_state = train_state._replace(opt_state=opt_state)
+            best = min(best, val)
+        if reset_each_epoch:
+            train_state = train_state._replace(state=jax.tree_util.tree_map(
+                jnp.zeros_like, train_state.state))
+    bar.close()
+    history["seconds"] = seconds
+    return train_state, history
+
+
+def generate(model: Model, params, start_id: int, key: Array, *, sample_size: int = 100,
+             skip_ids=(), state=None) -> list[int]:
+    """`sample_size` word ids starting with `start_id`, each sampled from the LM's softmax
+    (DLFS2 §7.1.1, ``RnnlmGen.generate``), as one `lax.scan`.
+
+    `skip_ids` (e.g. ``<unk>``, ``N``) are never produced: their probability is set to zero and the
+    rest renormalised, which is the distribution of the book's redraw-until-allowed loop (the book
+    also advances the LSTM state on each redraw; here the state advances once per word).
+    """
+    if sample_size < 1:
+        raise ValueError(f"generate: sample_size is {sample_size!r}, expected >= 1")
+    state = initial_state(model, params, 1) if state is None else state
+    scores_shape = jax.eval_shape(lambda p: model.apply(p, state, jnp.zeros((1, 1), jnp.int32))[0],
+                                  params)
+    V = scores_shape.shape[-1]
+    banned = jnp.zeros((V,), bool).at[jnp.asarray(list(skip_ids), jnp.int32)].set(True)
+
+    @jax.jit
+    def run(params, state, key):
+        def body(carry, k):
+            x, state = carry
+            scores, state = model.apply(params, state, x.reshape(1, 1), train=False)
+            logits = jnp.where(banned, -jnp.inf, scores.reshape(V).astype(jnp.float32))
+            nxt = jax.random.categorical(k, logits).astype(jnp.int32)
+            return (nxt, state), nxt
+
+        _, ids = jax.lax.scan(body, (jnp.asarray(start_id, jnp.int32), state),
+                              jax.random.split(key, sample_size - 1))
+        return ids
+
+    return [int(start_id)] + [int(i) for i in np.asarray(run(params, state, key))]
