@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from fnn._checks import check_ndim
+from fnn._checks import check_floating, check_ndim
 from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 
@@ -250,6 +250,7 @@ def _make_time(fam: _Family) -> Layer:
     def forward(params: Params, xs: Array, state=None):
         D, H = _check_params(f"{fn}.forward", fam, params)
         check_ndim(f"{fn}.forward", "xs", xs, 3, "(N, T, D)")
+        check_floating(f"{fn}.forward", "xs", xs)
         N, T, Dx = xs.shape
         if T == 0 or N == 0:
             raise ValueError(f"{fn}.forward: xs has shape {tuple(xs.shape)}, expected N >= 1 "

@@ -12,12 +12,25 @@ import jax.numpy as jnp
 from jax import Array
 
 from fnn import functions as F
-from fnn._checks import check_ndim
+from fnn._checks import check_ndim, concrete
 from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 from fnn.layers.dropout import dropout
 
 IGNORE_LABEL = -1
+
+
+def _check_range(fn: str, name: str, ids: Array, n: int, what: str, allowed: int | None = None) -> None:
+    """When `ids` is concrete, every value must lie in [0, n) (or equal `allowed`)."""
+    values = concrete(ids)
+    if values is None or values.size == 0:
+        return
+    bad = (values < 0) | (values >= n)
+    if allowed is not None:
+        bad &= values != allowed
+    if bad.any():
+        raise ValueError(f"{fn}: {name} holds {int(values[bad].flat[0])}, expected {what} in "
+                         f"[0, {n - 1}]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -31,6 +44,7 @@ def _embedding_forward(params: Params, xs: Array):
     check_ndim("time_embedding.forward", "W", W, 2, "(V, D)")
     if not jnp.issubdtype(xs.dtype, jnp.integer):
         raise TypeError(f"time_embedding.forward: xs has dtype {xs.dtype}, expected integer word ids")
+    _check_range("time_embedding.forward", "xs", xs, W.shape[0], f"word ids (W has {W.shape[0]} rows)")
     return W[xs], (xs, W.shape[0])
 
 
@@ -93,6 +107,7 @@ def _time_softmax_with_loss_forward(params: Params, xs: Array, ts: Array, *,
                          f"({N}, {T}, {V}) one-hot")
     if not jnp.issubdtype(ts.dtype, jnp.integer):
         raise TypeError(f"{fn}: ts has dtype {ts.dtype}, expected integer labels")
+    _check_range(fn, "ts", ts, V, f"labels ({V} classes)", allowed=ignore_label)
     x = xs.reshape(N * T, V)
     t = ts.reshape(N * T)
     mask = jnp.ones((N * T, 1), xs.dtype) if ignore_label is None else \
