@@ -33,6 +33,14 @@ NO_BOOK_FORMULA = {
     "fnn/functions.py:binary_cross_entropy": "logistic regression's loss, not in the books",
     "fnn/functions.py:binary_cross_entropy_with_logits": "logistic regression's loss, not in the books",
     "fnn/layers/core.py:activation_layer": "looks an activation layer up by name",
+    "fnn/layers/recurrent.py:time_layer": "looks a time layer up by name",
+    "fnn/layers/recurrent.py:zero_state": "builds the zero carry (the book's reset_state); no formula",
+    "fnn/optim/alias.py:adadelta": "AdaDelta is Zeiler (2012), not in the books; its docstring cites the paper",
+    "fnn/optim/transforms.py:scale_by_adadelta": "AdaDelta is Zeiler (2012), not in the books",
+    "fnn/optim/alias.py:get": "looks an optimizer up by name",
+    "fnn/optim/transforms.py:check_learning_rate": "argument validation",
+    "fnn/optim/transforms.py:check_unit_interval": "argument validation",
+    "fnn/optim/transforms.py:check_eps": "argument validation",
 }
 """Public functions of the REQUIRED modules that implement no formula of the books, and why."""
 

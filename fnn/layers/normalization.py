@@ -52,12 +52,13 @@ class BatchNormCache(NamedTuple):
 
 
 def init_params(D: int, dtype=jnp.float32) -> Params:
-    """gamma = 1, beta = 0, both (D,) (``MultiLayerNetExtend.__init__``)."""
+    """gamma = 1, beta = 0, both (D,): batch norm starts as the identity scale and shift (DLFS1 §6.3.1;
+    ``MultiLayerNetExtend.__init__``)."""
     return {"gamma": jnp.ones((D,), dtype), "beta": jnp.zeros((D,), dtype)}
 
 
 def init_state(D: int, dtype=jnp.float32) -> dict:
-    """Running mean and variance, both zeros (D,) as in the book (the first eval before any
+    """Running mean and variance, both zeros (D,) as in the book (DLFS1 §6.3.1; the first eval before any
     training step therefore divides by sqrt(eps))."""
     return {"running_mean": jnp.zeros((D,), dtype), "running_var": jnp.zeros((D,), dtype)}
 

@@ -15,7 +15,8 @@ __all__ = ["clip_by_global_norm", "global_norm"]
 
 
 def global_norm(tree: Any) -> jax.Array:
-    """``sqrt(sum of x**2 over every element of every leaf)``, a scalar."""
+    """``sqrt(sum of x**2 over every element of every leaf)``, a scalar: the L2 norm that gradient
+    clipping compares with its threshold (DLFS2 §6.1.4)."""
     return jnp.sqrt(sum(jnp.sum(x * x) for x in jax.tree.leaves(tree)))
 
 

@@ -99,7 +99,8 @@ class ScaleByLearningRateState(NamedTuple):
 
 
 def scale_by_learning_rate(learning_rate: Any, *, flip_sign: bool = True):
-    """Multiply the updates by ``-learning_rate`` (by ``+learning_rate`` if not `flip_sign`).
+    """Multiply the updates by ``-learning_rate`` (by ``+learning_rate`` if not `flip_sign`): the
+    ``- lr * dW`` of SGD, W <- W - lr dW (DLFS1 §6.1.2).
 
     `learning_rate` is a number or an optax schedule ``step -> lr``, called with the number
     of steps already taken (0 at the first step) as an int32 array, as in
@@ -130,7 +131,7 @@ class MomentumState(NamedTuple):
 
 
 def scale_by_momentum(momentum: float = 0.9):
-    """The book's velocity: ``v <- momentum * v + u`` with ``u = -lr * dW``; returns ``v``.
+    """The book's velocity: ``v <- momentum * v + u`` with ``u = -lr * dW``; returns ``v`` (DLFS1 §6.1.4).
 
     Goes *after* :func:`scale_by_learning_rate` (see :func:`fnn.optim.momentum`).
     """
@@ -152,7 +153,8 @@ class BookNesterovState(NamedTuple):
 
 
 def scale_by_book_nesterov(momentum: float = 0.9):
-    """The book's Nesterov step ``momentum**2 * v + (1 + momentum) * u``, ``u = -lr * dW``.
+    """The book's Nesterov step ``momentum**2 * v + (1 + momentum) * u``, ``u = -lr * dW``
+    (DLFS1 §6.1.4, the book's ``common/optimizer.py``).
 
     Goes *after* :func:`scale_by_learning_rate` (see :func:`fnn.optim.nesterov`).
     """
@@ -182,7 +184,7 @@ class AdaGradState(NamedTuple):
 
 
 def scale_by_adagrad(eps: float = 1e-7):
-    """``h <- h + dW * dW``; returns ``dW / (sqrt(h) + eps)`` (see :func:`fnn.optim.adagrad`)."""
+    """``h <- h + dW * dW``; returns ``dW / (sqrt(h) + eps)`` (DLFS1 §6.1.5; see :func:`fnn.optim.adagrad`)."""
     check_eps("scale_by_adagrad", eps)
 
     def init(params):
@@ -202,7 +204,7 @@ class RMSpropState(NamedTuple):
 
 
 def scale_by_rmsprop(decay_rate: float = 0.99, eps: float = 1e-7):
-    """``h <- decay_rate * h + (1 - decay_rate) * dW * dW``; returns ``dW / (sqrt(h) + eps)``.
+    """``h <- decay_rate * h + (1 - decay_rate) * dW * dW``; returns ``dW / (sqrt(h) + eps)`` (DLFS1 §6.1.5).
 
     See :func:`fnn.optim.rmsprop`.
     """
@@ -233,7 +235,7 @@ class BookAdamState(NamedTuple):
 
 
 def scale_by_book_adam(beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7):
-    """The book's Adam direction ``sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + eps)``.
+    """The book's Adam direction ``sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + eps)`` (DLFS1 §6.1.6).
 
     The bias correction is one scalar factor (the book's ``lr_t / lr``); `m` and `v` are
     kept uncorrected. See :func:`fnn.optim.adam`.
