@@ -80,25 +80,36 @@ def make_step(model: Model, optimizer: optax.GradientTransformation, *, grad: st
 
     Pure and not jitted: jit it, scan it (`make_epoch`) or vmap it as you need.
 
-    NaN/inf guard: when the loss, a gradient or an updated parameter is not finite, the step hands
-    back `ts` unchanged (params, model state and optimizer state), so nothing is overwritten with
-    NaN. ``metrics`` says what happened, without a host round trip: ``loss``, ``finite`` (a bool,
-    False when the update was refused), ``finite_grads`` and ``finite_params`` (one bool per leaf
-    of ``ts.params``, in tree order: is that leaf's gradient / updated value finite).
+    NaN/inf guard: when the loss or a gradient is not finite, the step hands back `ts` unchanged
+    (params, model state and optimizer state), so nothing is overwritten with NaN. ``metrics``
+    says what happened, without a host round trip: ``loss``, ``finite`` (a bool, False when the
+    update was refused) and ``finite_grads`` (one bool per leaf of ``ts.params``, in tree order).
+    The check is one fused reduction per gradient leaf and one `lax.cond`, not a copy of the state.
     """
-    loss_and_grads = value_and_grad(model, grad)
+    guarded = _guarded_step(model, optimizer, grad)
 
     def step(ts: TrainState, batch: tuple[Array, Array], key: Array):
+        return guarded(ts, batch, key, jnp.zeros((), bool))
+
+    return step
+
+
+def _guarded_step(model: Model, optimizer: optax.GradientTransformation, grad: str):
+    """``step(ts, batch, key, halted)``: `make_step`'s step, which also refuses when `halted`."""
+    loss_and_grads = value_and_grad(model, grad)
+
+    def step(ts: TrainState, batch: tuple[Array, Array], key: Array, halted: Array):
         x, t = batch
         loss, grads, state = loss_and_grads(ts.params, ts.state, x, t, key=key)
-        updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
-        params = optax.apply_updates(ts.params, updates)
-        finite_grads, finite_params = _all_finite(grads), _all_finite(params)
-        ok = jnp.isfinite(loss) & jnp.all(finite_grads) & jnp.all(finite_params)
-        new = TrainState(params, state, opt_state)
-        new = jax.tree_util.tree_map(lambda n, o: jnp.where(ok, n, o), new, ts)
-        return new, {"loss": loss, "finite": ok, "finite_grads": finite_grads,
-                     "finite_params": finite_params}
+        finite_grads = _all_finite(grads)
+        ok = jnp.isfinite(loss) & jnp.all(finite_grads)
+
+        def update(ts):
+            updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
+            return TrainState(optax.apply_updates(ts.params, updates), state, opt_state)
+
+        new = jax.lax.cond(ok & ~halted, update, lambda ts: ts, ts)
+        return new, {"loss": loss, "finite": ok, "finite_grads": finite_grads}
 
     return step
 
@@ -120,7 +131,7 @@ def make_epoch(model: Model, optimizer: optax.GradientTransformation, *, batch_s
     Once a step is refused as non-finite, the rest of the epoch leaves `ts` as it was: the
     returned state is the one before the first failing step.
     """
-    step = make_step(model, optimizer, grad=grad)
+    step = _guarded_step(model, optimizer, grad)
 
     def epoch(ts: TrainState, x: Array, t: Array, key: Array):
         N = x.shape[0]
@@ -133,8 +144,7 @@ def make_epoch(model: Model, optimizer: optax.GradientTransformation, *, batch_s
         def body(carry, inputs):
             ts, halted = carry
             idx, k = inputs
-            new, metrics = step(ts, (x[idx], t[idx]), k)
-            new = jax.tree_util.tree_map(lambda n, o: jnp.where(halted, o, n), new, ts)
+            new, metrics = step(ts, (x[idx], t[idx]), k, halted)
             return (new, halted | ~metrics["finite"]), metrics
 
         (ts, _), metrics = jax.lax.scan(body, (ts, jnp.zeros((), bool)), (batches, keys))
@@ -300,13 +310,13 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
     def finish(out, epoch: int, nb: int, t0: float) -> TrainState:
         """The epoch's one host transfer, the NaN check, evaluation, history."""
         new_ts, metrics = out
-        losses, finite, finite_grads, finite_params = jax.device_get(
-            (metrics["loss"], metrics["finite"], metrics["finite_grads"], metrics["finite_params"]))
+        losses, finite, finite_grads = jax.device_get(
+            (metrics["loss"], metrics["finite"], metrics["finite_grads"]))
         losses = np.asarray(losses)
         run.train_seconds += time.perf_counter() - t0
         if not np.all(finite):
             i = int(np.argmin(finite))
-            raise _non_finite(losses[i], finite_grads[i], finite_params[i], leaf_names,
+            raise _non_finite(losses[i], finite_grads[i], leaf_names,
                               step=run.done + i + 1, epoch=epoch, ckpt=run.last_path, ts=new_ts)
         t0 = time.perf_counter()
         tr, te = jax.device_get((evaluate(new_ts.params, new_ts.state, x_train, t_train),
@@ -431,19 +441,16 @@ def _check_resume(ckpt: checkpoint.Checkpoint, config: dict) -> None:
                 f"expected the same {name} (or a fresh checkpoint_dir)")
 
 
-def _non_finite(loss, finite_grads, finite_params, leaf_names, *, step: int, epoch: int, ckpt,
+def _non_finite(loss, finite_grads, leaf_names, *, step: int, epoch: int, ckpt,
                 ts: TrainState) -> FloatingPointError:
     """The error `fit` raises when step `step` was refused as non-finite (see `make_step`)."""
     bad_grad = [n for n, ok in zip(leaf_names, finite_grads, strict=True) if not ok]
-    bad_param = [n for n, ok in zip(leaf_names, finite_params, strict=True) if not ok]
-    leaf = (bad_grad or bad_param or [None])[0]
+    leaf = (bad_grad or [None])[0]
     if not np.isfinite(loss):
         what = f"the loss became {loss}"
         where = f"; first non-finite gradient: {leaf}" if bad_grad else ""
-    elif bad_grad:
-        what, where = f"the gradient of {leaf} became non-finite (loss {loss:.6g})", ""
     else:
-        what, where = f"the update of {leaf} became non-finite (loss {loss:.6g})", ""
+        what, where = f"the gradient of {leaf} became non-finite (loss {loss:.6g})", ""
     err = FloatingPointError(
         f"fit: {what} at step {step} (epoch {epoch}){where}. The step was not applied: the "
         f"parameters are those after step {step - 1}. Last good checkpoint: "
