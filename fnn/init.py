@@ -65,6 +65,33 @@ def he(key: Array, shape, dtype=jnp.float32, *, fan_in: int | None = None) -> Ar
     return math.sqrt(2.0 / n) * jax.random.normal(key, shape, dtype)
 
 
+def normals(key: Array, shapes, dtype=jnp.float32) -> list[Array]:
+    """Standard-normal arrays of the given shapes, cut from ONE draw.
+
+    Every `jax.random.normal` of a new shape is a program of its own to compile; a network's
+    weights drawn layer by layer cost seconds of compilation before the first step. One flat draw
+    costs one program, however many layers there are.
+    """
+    shapes = [tuple(s) for s in shapes]
+    sizes = [math.prod(s) for s in shapes]
+    z = jax.random.normal(key, (sum(sizes),), dtype)
+    out, start = [], 0
+    for shape, size in zip(shapes, sizes, strict=True):
+        out.append(jax.lax.slice(z, (start,), (start + size,)).reshape(shape))
+        start += size
+    return out
+
+
+def std(spec: str | float | Array, fan_in: int):
+    """The standard deviation `spec` gives a layer with `fan_in` inputs (DLFS1 §6.2): the number
+    itself, sqrt(1/n) for "xavier"/"sigmoid", sqrt(2/n) for "he"/"relu", 0 for "zeros"."""
+    if isinstance(spec, str):
+        get(spec)  # the error for an unknown name
+        return {"zeros": 0.0, "xavier": math.sqrt(1.0 / fan_in), "sigmoid": math.sqrt(1.0 / fan_in),
+                "he": math.sqrt(2.0 / fan_in), "relu": math.sqrt(2.0 / fan_in)}[spec]
+    return spec
+
+
 INITIALIZERS = {"zeros": zeros, "xavier": xavier, "sigmoid": xavier, "he": he, "relu": he}
 
 

@@ -40,15 +40,14 @@ from fnn.layers.normalization import EPS, MOMENTUM, batch_norm
 from fnn.models._model import Model, Params, State
 
 
-def _initializer(weight_init):
-    """`fnn.init.get(weight_init)`, or for a scalar array (a traced std under `vmap`) N(0, std^2)."""
+def _check_weight_init(weight_init) -> None:
+    """A name or number `fnn.init.get` accepts, or a scalar array (a traced std under `vmap`)."""
     if isinstance(weight_init, jax.Array):
         if weight_init.ndim != 0:
             raise ValueError(f"mlp.init: weight_init is an array of shape {tuple(weight_init.shape)}, "
                              f"expected a scalar standard deviation")
-        return lambda key, shape, dtype, fan_in=None: (
-            weight_init.astype(dtype) * jax.random.normal(key, shape, dtype))
-    return initializers.get(weight_init)
+        return
+    initializers.get(weight_init)
 
 
 def init(key: Array, input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
@@ -66,11 +65,11 @@ def init(key: Array, input_size: int, hidden_sizes: Sequence[int], output_size: 
                         *[(f"hidden_sizes[{i}]", h) for i, h in enumerate(hidden_sizes)]]:
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"mlp.init: {name} is {value!r}, expected a positive integer")
-    w_init = _initializer(weight_init)
-    keys = jax.random.split(key, len(sizes) - 1)
+    _check_weight_init(weight_init)
+    z = initializers.normals(key, list(zip(sizes[:-1], sizes[1:], strict=True)), dtype)
     params = {}
-    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True), start=1):
-        params[f"W{i}"] = w_init(k, (n_in, n_out), dtype, fan_in=n_in)
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+        params[f"W{i}"] = (initializers.std(weight_init, n_in) * z[i - 1]).astype(dtype)
         params[f"b{i}"] = jnp.zeros((n_out,), dtype)
         if use_batchnorm and i < len(sizes) - 1:
             params[f"gamma{i}"] = jnp.ones((n_out,), dtype)
@@ -257,10 +256,11 @@ def model(input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
         raise ValueError(f"mlp.model: weight_decay is {weight_decay}, expected a number >= 0")
     if not 0.0 <= drop_rate < 1.0:
         raise ValueError(f"mlp.model: drop_rate is {drop_rate!r}, expected a probability in [0, 1)")
-    _initializer(weight_init)
+    _check_weight_init(weight_init)
     kw = {"activation": activation, "weight_decay": weight_decay, "drop_rate": drop_rate,
           "inverted_dropout": inverted_dropout}
 
+    @jax.jit  # one compiled program for the whole initialisation
     def init_(key):
         params = init(key, input_size, hidden_sizes, output_size, weight_init=weight_init,
                       use_batchnorm=use_batchnorm, dtype=dtype)
