@@ -1,9 +1,9 @@
-"""Models as pure functions: `mlp` (DLFS1 ch4–6), `rnnlm` and `seqclf` (DLFS2 ch5–6).
+"""Models as pure functions: `mlp` (DLFS1 ch4–6), `cnn` (ch7–8), `rnnlm` and `seqclf` (DLFS2 ch5–6).
 
 Each module's constructor returns a `Model` (init / apply / loss / manual_grad).
 """
 
-from fnn.models import mlp, rnnlm, seqclf
+from fnn.models import cnn, mlp, rnnlm, seqclf
 from fnn.models._model import Model
 
-__all__ = ["Model", "mlp", "rnnlm", "seqclf"]
+__all__ = ["Model", "cnn", "mlp", "rnnlm", "seqclf"]

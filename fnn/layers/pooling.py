@@ -1,0 +1,153 @@
+"""Pooling: max and average over PH x PW windows (DLFS1 §7.3, §7.4.4).
+
+Shapes: N batch, C channels, H x W input, PH x PW window (the book's ``pool_h``, ``pool_w``),
+stride S (default: the window size, as every book network passes: ``Pooling(pool_h=2, pool_w=2,
+stride=2)``; the book's own default, stride 1, is rarely what one means),
+padding P with zeros, OH = (H + 2P - PH) // S + 1, OW likewise. Pooling acts on every channel
+separately and has no parameters.
+
+The book's Pooling (``common/layers.py``) computes OH without P although it pads; here P counts,
+so ``pad > 0`` works. The book implements max pooling only; average pooling is its §7.3 variant.
+
+Max pooling's backward sends each dout to the *first* maximum of its window in (ph, pw) order,
+exactly the book's ``argmax`` (DLFS1 §7.4.4). Where a window holds several equal maxima,
+``jax.grad`` of the fast path instead splits dout equally among them; both are valid
+subgradients and agree wherever the maximum is unique.
+
+The layer runs on FH*FW static strided views (`fnn.layers.conv.patches`) with a mask backward:
+no ``reduce_window``, whose gradient XLA:CPU lowers to a slow scatter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+
+from fnn._checks import check_ndim
+from fnn.layers.conv import output_size, pad_hw, patches, unpatches
+from fnn.layers.core import NO_PARAMS, Layer, Params
+
+MODES = ("max", "avg")
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["x", "out"],
+                   meta_fields=["pool_h", "pool_w", "stride", "pad", "mode"])
+@dataclasses.dataclass(frozen=True)
+class PoolCache:
+    """Pooling forward's cache: x (N, H, W, C), out (N, OH, OW, C) and the static window."""
+
+    x: Array
+    out: Array
+    pool_h: int
+    pool_w: int
+    stride: int
+    pad: int
+    mode: str
+
+
+def _setup(fn: str, x: Array, pool_h: int, pool_w: int, stride: int | None, pad: int, mode: str):
+    check_ndim(fn, "x", x, 4, "(N, H, W, C) (NHWC inside a model)")
+    if mode not in MODES:
+        raise ValueError(f"{fn}: mode is {mode!r}, expected one of {MODES}")
+    if stride is None:
+        if pool_h != pool_w:
+            raise ValueError(f"{fn}: stride is None with a {pool_h}x{pool_w} window, expected "
+                             f"an explicit stride for a non-square window")
+        stride = pool_h
+    OH, OW = output_size(fn, x.shape[1], x.shape[2], pool_h, pool_w, stride, pad)
+    return stride, OH, OW
+
+
+def _pooling_nhwc_forward(params: Params, x: Array, *, pool_h: int = 2, pool_w: int = 2,
+                          stride: int | None = None, pad: int = 0, mode: str = "max"):
+    """Max (or mean) over each PH x PW window (DLFS1 §7.4.4, Pooling). x (N, H, W, C) -> (N, OH, OW, C)."""
+    stride, OH, OW = _setup("pooling.forward", x, pool_h, pool_w, stride, pad, mode)
+    parts = patches(pad_hw(x, pad), pool_h, pool_w, stride, OH, OW)  # PH*PW x (N, OH, OW, C)
+    if mode == "max":
+        out = functools.reduce(jnp.maximum, parts)
+    else:
+        out = functools.reduce(jnp.add, parts) / (pool_h * pool_w)
+    return out, PoolCache(x, out, pool_h, pool_w, stride, pad, mode)
+
+
+def _pooling_nhwc_backward(params: Params, cache: PoolCache, dout: Array):
+    """Max: dout to the first maximum of each window; avg: dout / (PH*PW) to every cell (§7.4.4).
+
+    dout (N, OH, OW, C) -> dx (N, H, W, C).
+    """
+    N, H, W, C = cache.x.shape
+    PH, PW, S, P = cache.pool_h, cache.pool_w, cache.stride, cache.pad
+    OH, OW = cache.out.shape[1], cache.out.shape[2]
+    if cache.mode == "max":
+        parts = patches(pad_hw(cache.x, P), PH, PW, S, OH, OW)
+        taken = jnp.zeros(dout.shape, bool)
+        dparts = []
+        for part in parts:  # the book's argmax: the first maximum in (ph, pw) order wins
+            first = (part == cache.out) & ~taken
+            taken = taken | first
+            dparts.append(jnp.where(first, dout, 0))
+    else:
+        share = dout / (PH * PW)
+        dparts = [share] * (PH * PW)
+    dxp = unpatches(dparts, (N, H + 2 * P, W + 2 * P, C), PH, PW, S)
+    return NO_PARAMS, dxp[:, P:P + H, P:P + W, :]
+
+
+def _pooling_forward(params: Params, x: Array, *, pool_h: int = 2, pool_w: int = 2,
+                     stride: int | None = None, pad: int = 0, mode: str = "max"):
+    """The book's Pooling.forward: x (N, C, H, W) -> (N, C, OH, OW) (DLFS1 §7.4.4)."""
+    check_ndim("pooling.forward", "x", x, 4, "(N, C, H, W)")
+    y, cache = _pooling_nhwc_forward(params, x.transpose(0, 2, 3, 1), pool_h=pool_h,
+                                     pool_w=pool_w, stride=stride, pad=pad, mode=mode)
+    return y.transpose(0, 3, 1, 2), cache
+
+
+def _pooling_backward(params: Params, cache: PoolCache, dout: Array):
+    """The book's Pooling.backward: dout (N, C, OH, OW) -> dx (N, C, H, W)."""
+    grads, dx = _pooling_nhwc_backward(params, cache, dout.transpose(0, 2, 3, 1))
+    return grads, dx.transpose(0, 3, 1, 2)
+
+
+pooling = Layer(_pooling_forward, _pooling_backward)
+"""NCHW: forward({}, x, *, pool_h=2, pool_w=2, stride=None, pad=0, mode="max"); backward({}, cache, dout)."""
+pooling_nhwc = Layer(_pooling_nhwc_forward, _pooling_nhwc_backward)
+"""The same layer on NHWC activations (N, H, W, C), the layout the models use inside."""
+
+
+# --------------------------------------------------------------------------------------------
+# The autodiff path
+# --------------------------------------------------------------------------------------------
+
+
+def pool2d_nhwc(x: Array, *, pool_h: int = 2, pool_w: int = 2, stride: int | None = None,
+                pad: int = 0, mode: str = "max") -> Array:
+    """Pooling for ``jax.grad``: x (N, H, W, C) -> (N, OH, OW, C), the numbers of `pooling_nhwc`.
+
+    Non-overlapping windows without padding (the book's 2x2, stride 2) are a reshape and a max
+    (or mean), whose gradient is elementwise; other windows use ``lax.reduce_window`` on the
+    zero-padded input.
+    """
+    stride, OH, OW = _setup("pool2d", x, pool_h, pool_w, stride, pad, mode)
+    N, H, W, C = x.shape
+    if stride == pool_h == pool_w and pad == 0:
+        x6 = x[:, :OH * pool_h, :OW * pool_w, :].reshape(N, OH, pool_h, OW, pool_w, C)
+        return jnp.max(x6, axis=(2, 4)) if mode == "max" else jnp.mean(x6, axis=(2, 4))
+    xp = pad_hw(x, pad)
+    window, strides = (1, pool_h, pool_w, 1), (1, stride, stride, 1)
+    if mode == "max":
+        return lax.reduce_window(xp, -jnp.inf, lax.max, window, strides, "VALID")
+    total = lax.reduce_window(xp, 0.0, lax.add, window, strides, "VALID")  # scalar inits: grads
+    return total / (pool_h * pool_w)
+
+
+def pool2d(x: Array, *, pool_h: int = 2, pool_w: int = 2, stride: int | None = None, pad: int = 0,
+           mode: str = "max") -> Array:
+    """`pool2d_nhwc` with the book's layout: x (N, C, H, W) -> (N, C, OH, OW)."""
+    check_ndim("pool2d", "x", x, 4, "(N, C, H, W)")
+    y = pool2d_nhwc(x.transpose(0, 2, 3, 1), pool_h=pool_h, pool_w=pool_w, stride=stride, pad=pad,
+                    mode=mode)
+    return y.transpose(0, 3, 1, 2)

@@ -1,0 +1,171 @@
+"""im2col / col2im and Convolution (DLFS1 §7.4.3): the book's numbers, adjointness, three-way gradients."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from fnn.gradient import gradient_check, max_error
+from fnn.layers import conv
+
+# (N, C, H, W, FN, FH, FW, stride, pad): odd sizes, strides that do not divide, pads 0..2
+CONFIGS = [
+    (2, 3, 7, 6, 4, 3, 3, 1, 0),
+    (2, 2, 7, 7, 3, 3, 3, 2, 1),
+    (1, 3, 8, 5, 2, 5, 3, 1, 2),
+    (2, 1, 9, 9, 2, 4, 4, 3, 1),
+    (3, 2, 5, 5, 3, 1, 1, 1, 0),
+    (1, 2, 6, 7, 2, 2, 3, 2, 0),
+]
+
+
+def book_im2col(x, FH, FW, stride, pad):
+    """The book's common/util.py im2col, in NumPy: the reference for the layout."""
+    N, C, H, W = x.shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    col = np.zeros((N, C, FH, FW, OH, OW), x.dtype)
+    for y in range(FH):
+        for x_ in range(FW):
+            col[:, :, y, x_, :, :] = img[:, :, y:y + stride * OH:stride, x_:x_ + stride * OW:stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * OH * OW, -1)
+
+
+def direct_conv(x, W, b, stride, pad):
+    """Convolution by its definition (DLFS1 §7.2.2): a loop over output positions, NumPy."""
+    N, C, H, W_ = x.shape
+    FN, _, FH, FW = W.shape
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W_ + 2 * pad - FW) // stride + 1
+    xp = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    y = np.zeros((N, FN, OH, OW))
+    for i in range(OH):
+        for j in range(OW):
+            window = xp[:, :, i * stride:i * stride + FH, j * stride:j * stride + FW]
+            y[:, :, i, j] = np.einsum("nchw,fchw->nf", window, W) + b
+    return y
+
+
+def make(cfg, seed=0):
+    """x (N, C, H, W), params {"W", "b"} and output weights R (N, FN, OH, OW), float64."""
+    N, C, H, W, FN, FH, FW, stride, pad = cfg
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=(N, C, H, W)))
+    params = {"W": jnp.asarray(rng.normal(size=(FN, C, FH, FW)) / np.sqrt(C * FH * FW)),
+              "b": jnp.asarray(rng.normal(size=(FN,)))}
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    return x, params, jnp.asarray(rng.normal(size=(N, FN, OH, OW)))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_im2col_is_the_books(cfg):
+    x, params, _ = make(cfg)
+    _, _, _, _, _, FH, FW, stride, pad = cfg
+    got = jax.jit(conv.im2col, static_argnums=(1, 2, 3, 4))(x, FH, FW, stride, pad)
+    np.testing.assert_array_equal(np.asarray(got), book_im2col(np.asarray(x), FH, FW, stride, pad))
+
+
+@pytest.mark.parametrize("cfg,jit", [(c, i % 2 == 1) for i, c in enumerate(CONFIGS)])
+def test_forward_matches_definition_and_lax(cfg, jit):
+    x, params, _ = make(cfg)
+    stride, pad = cfg[7], cfg[8]
+    fwd = lambda p, x: conv.convolution.forward(p, x, stride=stride, pad=pad)[0]  # noqa: E731
+    fast = lambda p, x: conv.conv2d(x, p["W"], p["b"], stride=stride, pad=pad)  # noqa: E731
+    if jit:
+        fwd, fast = jax.jit(fwd), jax.jit(fast)
+    want = direct_conv(np.asarray(x), np.asarray(params["W"]), np.asarray(params["b"]), stride, pad)
+    np.testing.assert_allclose(fwd(params, x), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast(params, x), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_three_way_gradient(cfg):
+    """Hand-written backward vs jax.grad of the lax path vs central differences, for W, b and x."""
+    x, params, R = make(cfg)
+    stride, pad = cfg[7], cfg[8]
+    p = {**params, "x": x}
+
+    @jax.jit
+    def f(p):  # a scalar that weights every output differently
+        y = conv.conv2d(p["x"], p["W"], p["b"], stride=stride, pad=pad)
+        return jnp.sum(y * R)
+
+    @jax.jit
+    def manual(p):
+        _, cache = conv.convolution.forward(p, p["x"], stride=stride, pad=pad)
+        grads, dx = conv.convolution.backward(p, cache, R)
+        return {**grads, "x": dx}
+
+    with jax.numpy_rank_promotion("allow"):  # fnn.gradient broadcasts (n,) + (k, n)
+        errors = gradient_check(manual, f, p)
+    assert max_error(errors["manual_vs_autodiff"]) < 1e-7, errors
+    assert max_error(errors["manual_vs_numerical"]) < 1e-5, errors
+    # and jax.grad through the im2col forward itself
+    g_im2col = jax.jit(jax.grad(lambda p: jnp.sum(
+        conv.convolution.forward(p, p["x"], stride=stride, pad=pad)[0] * R)))(p)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
+                           g_im2col, manual(p))
+
+
+def test_nhwc_layer_is_the_nchw_layer_transposed():
+    x, params, R = make(CONFIGS[1])
+    y, cache = conv.convolution.forward(params, x, stride=2, pad=1)
+    y2, cache2 = conv.convolution_nhwc.forward(params, x.transpose(0, 2, 3, 1), stride=2, pad=1)
+    np.testing.assert_array_equal(y, y2.transpose(0, 3, 1, 2))
+    (g, dx), (g2, dx2) = (conv.convolution.backward(params, cache, R),
+                          conv.convolution_nhwc.backward(params, cache2, R.transpose(0, 2, 3, 1)))
+    np.testing.assert_array_equal(dx, dx2.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(g["W"], g2["W"])
+
+
+def test_cache_survives_jit():
+    x, params, R = make(CONFIGS[1])
+    fwd = jax.jit(lambda p, x: conv.convolution.forward(p, x, stride=2, pad=1))
+    _, cache = fwd(params, x)
+    assert cache.x_shape == (2, 7, 7, 2) and cache.stride == 2 and cache.pad == 1
+    grads, dx = jax.jit(conv.convolution.backward)(params, cache, R)
+    assert dx.shape == x.shape and grads["W"].shape == params["W"].shape
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 7), st.integers(1, 7),
+       st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+       st.integers(0, 2**31 - 1))
+def test_im2col_col2im_adjoint(N, C, H, W, FH, FW, stride, pad, seed):
+    """<im2col(x), y> = <x, col2im(y)>: col2im is the transpose that backprop needs (DLFS1 §7.4.3)."""
+    assume(H + 2 * pad >= FH and W + 2 * pad >= FW)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, C, H, W))
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    y = rng.normal(size=(N * OH * OW, C * FH * FW))
+    cols = jax.jit(conv.im2col, static_argnums=(1, 2, 3, 4))(jnp.asarray(x), FH, FW, stride, pad)
+    img = jax.jit(conv.col2im, static_argnums=(1, 2, 3, 4, 5))(jnp.asarray(y), x.shape, FH, FW,
+                                                               stride, pad)
+    lhs, rhs = np.sum(np.asarray(cols) * y), np.sum(x * np.asarray(img))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-10)
+
+
+def test_output_size_is_equation_7_1():
+    assert conv.output_size("f", 28, 28, 5, 5, 1, 0) == (24, 24)
+    assert conv.output_size("f", 4, 4, 3, 3, 1, 1) == (4, 4)  # DLFS1 Figure 7-6
+    assert conv.output_size("f", 7, 7, 3, 3, 2, 0) == (3, 3)  # Figure 7-7
+
+
+def test_errors_name_function_argument_expected_actual():
+    x, params, _ = make(CONFIGS[0])  # C=3, H=7, W=6, filters 3x3
+    with pytest.raises(ValueError, match=r"convolution.forward: window height is 9, larger than "
+                                         r"the padded input height 7 \+ 2\*pad = 7"):
+        conv.convolution.forward({"W": jnp.zeros((4, 3, 9, 3)), "b": jnp.zeros(4)}, x)
+    with pytest.raises(ValueError, match=r"convolution.forward: x has 3 channels, expected 2"):
+        conv.convolution.forward({"W": jnp.zeros((4, 2, 3, 3)), "b": jnp.zeros(4)}, x)
+    with pytest.raises(ValueError, match=r"b has shape \(3,\), expected \(4,\)"):
+        conv.convolution.forward({"W": params["W"], "b": jnp.zeros(3)}, x)
+    with pytest.raises(ValueError, match=r"x needs rank 4"):
+        conv.convolution.forward(params, x[0])
+    with pytest.raises(ValueError, match=r"stride is 0, expected an integer >= 1"):
+        conv.convolution.forward(params, x, stride=0)
+    with pytest.raises(ValueError, match=r"conv2d: window width is 9"):
+        conv.conv2d(x, jnp.zeros((4, 3, 3, 9)), jnp.zeros(4))
+    with pytest.raises(ValueError, match=r"col2im: col has shape"):
+        conv.col2im(jnp.zeros((5, 27)), x.shape, 3, 3)
