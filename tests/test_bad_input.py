@@ -295,7 +295,7 @@ if _time is not None:
         lambda _: _time.time_softmax_with_loss.forward({}, jnp.zeros((1, 2, 3)), jnp.array([[5, 1]])),
         ValueError, ["ts", "5", "[0, 2]"])
 if _conv is not None:
-    GAPS["conv: integer images (error from inside lax)"] = (
+    FIXED["conv: integer images"] = (
         lambda _: _conv.conv2d(jnp.zeros((1, 1, 3, 3), int), jnp.zeros((2, 1, 2, 2)), jnp.zeros(2)),
         TypeError, ["conv2d", "x has dtype int64", "floating"])
 if _module("fnn.layers.recurrent") is not None:

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
-from fnn._checks import check_ndim
+from fnn._checks import check_floating, check_ndim
 from fnn.layers.core import Layer, Params
 
 # --------------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ def _check_int(fn: str, name: str, value, minimum: int) -> None:
 
 
 def output_size(fn: str, H: int, W: int, FH: int, FW: int, stride: int, pad: int) -> tuple[int, int]:
-    """(OH, OW) of a FH x FW window sliding over H x W with `stride` and `pad` (DLFS1 eq. 7.1).
+    """(OH, OW) of a FH x FW window sliding over H x W with `stride` and `pad` (DLFS1 §7.2.4, equation 7.1).
 
     `fn` names the caller in the error raised for a bad stride/pad or a window larger than the
     padded input.
@@ -63,7 +63,7 @@ def output_size(fn: str, H: int, W: int, FH: int, FW: int, stride: int, pad: int
 
 
 def pad_hw(x: Array, pad: int) -> Array:
-    """x (N, H, W, C) with `pad` zeros on each side of H and W: (N, H+2P, W+2P, C)."""
+    """x (N, H, W, C) with `pad` zeros on each side of H and W: (N, H+2P, W+2P, C) (padding, DLFS1 §7.2.3)."""
     return x if pad == 0 else jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
 
 
@@ -81,7 +81,7 @@ def patches(xp: Array, FH: int, FW: int, stride: int, OH: int, OW: int) -> list[
 
 def unpatches(parts: list[Array], padded_shape: tuple[int, ...], FH: int, FW: int,
               stride: int) -> Array:
-    """Adjoint of `patches`: add each view (N, OH, OW, C) back at its offset; (N, Hp, Wp, C).
+    """Adjoint of `patches` (DLFS1 §7.4.3, col2im): add each view (N, OH, OW, C) back at its offset; (N, Hp, Wp, C).
 
     The book's `col2im` loop ``img[:, :, y:y_max:stride, x:x_max:stride] += col[...]``, written as
     a sum of zero-padded views (``lax.pad`` with interior padding S - 1), which XLA fuses into a
@@ -191,7 +191,8 @@ def _check_filters(fn: str, params: Params, C: int) -> tuple[int, int, int, int]
 
 
 def filters_as_matrix(W: Array) -> Array:
-    """Filters W (FN, C, FH, FW) as the matmul operand (FH*FW*C, FN) of `im2col_nhwc`'s columns."""
+    """Filters W (FN, C, FH, FW) as the matmul operand (FH*FW*C, FN) of `im2col_nhwc`'s columns
+    (DLFS1 §7.4.3: the filters expanded to one column each)."""
     FN, C, FH, FW = W.shape
     return W.transpose(2, 3, 1, 0).reshape(FH * FW * C, FN)
 
@@ -272,6 +273,7 @@ def conv2d_nhwc(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0) 
 
 
 def conv2d(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0) -> Array:
-    """`conv2d_nhwc` with the book's layout: x (N, C, H, W) -> (N, FN, OH, OW)."""
+    """`conv2d_nhwc` with the book's layout: x (N, C, H, W) -> (N, FN, OH, OW) (DLFS1 §7.2)."""
     check_ndim("conv2d", "x", x, 4, "(N, C, H, W)")
+    check_floating("conv2d", "x", x)
     return conv2d_nhwc(x.transpose(0, 2, 3, 1), W, b, stride=stride, pad=pad).transpose(0, 3, 1, 2)

@@ -125,7 +125,7 @@ pooling_nhwc = Layer(_pooling_nhwc_forward, _pooling_nhwc_backward)
 
 def pool2d_nhwc(x: Array, *, pool_h: int = 2, pool_w: int = 2, stride: int | None = None,
                 pad: int = 0, mode: str = "max") -> Array:
-    """Pooling for ``jax.grad``: x (N, H, W, C) -> (N, OH, OW, C), the numbers of `pooling_nhwc`.
+    """Pooling for ``jax.grad`` (DLFS1 §7.3): x (N, H, W, C) -> (N, OH, OW, C), the numbers of `pooling_nhwc`.
 
     Non-overlapping windows without padding (the book's 2x2, stride 2) are a reshape and a max
     (or mean), whose gradient is elementwise; other windows use ``lax.reduce_window`` on the
@@ -146,7 +146,7 @@ def pool2d_nhwc(x: Array, *, pool_h: int = 2, pool_w: int = 2, stride: int | Non
 
 def pool2d(x: Array, *, pool_h: int = 2, pool_w: int = 2, stride: int | None = None, pad: int = 0,
            mode: str = "max") -> Array:
-    """`pool2d_nhwc` with the book's layout: x (N, C, H, W) -> (N, C, OH, OW)."""
+    """`pool2d_nhwc` with the book's layout: x (N, C, H, W) -> (N, C, OH, OW) (DLFS1 §7.3)."""
     check_ndim("pool2d", "x", x, 4, "(N, C, H, W)")
     y = pool2d_nhwc(x.transpose(0, 2, 3, 1), pool_h=pool_h, pool_w=pool_w, stride=stride, pad=pad,
                     mode=mode)

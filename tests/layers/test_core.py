@@ -140,7 +140,8 @@ def test_affine_errors_name_the_argument():
 
 
 def test_softmax_with_loss_errors_name_the_argument():
-    with pytest.raises(ValueError, match=r"softmax_with_loss.forward: t holds the label 3, expected labels in \[0, 2\]"):
+    with pytest.raises(ValueError,
+                       match=r"softmax_with_loss.forward: t holds the label 3, expected labels in \[0, 2\]"):
         L.softmax_with_loss.forward({}, jnp.zeros((2, 3)), jnp.array([0, 3]))
     with pytest.raises(ValueError, match="softmax_with_loss.forward: x is an empty batch"):
         L.softmax_with_loss.forward({}, jnp.zeros((0, 3)), jnp.zeros((0,), jnp.int32))
