@@ -30,6 +30,7 @@ from fnn.optim import adam
 from fnn.train import fit
 
 NAME = "ch8_augmentation"
+SLOW = True  # its quick mode takes about 40 s on 2 cores: tests/test_experiments.py runs it with -m slow
 AUGMENT = {"max_shift": 2, "max_degrees": 10.0, "crop_scale": (0.9, 1.0)}
 
 

@@ -33,6 +33,7 @@ from fnn.optim import adam
 from fnn.train import GRADS, fit
 
 NAME = "ch8_deep_convnet"
+SLOW = True  # its quick mode takes about a minute on 2 cores: tests/test_experiments.py runs it with -m slow
 
 
 def predict(model, params, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
