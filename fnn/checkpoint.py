@@ -22,7 +22,6 @@ checkpoint is corrupt or truncated, warns and falls back to the one before. `sav
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -36,6 +35,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from fnn.data.download import fsync_dir
 
 __all__ = ["Checkpoint", "CheckpointError", "latest", "leaf_name", "list_checkpoints", "load",
            "restore", "save"]
@@ -78,15 +79,6 @@ def _sha256(data: bytes) -> str:
 def _body_sha(meta: dict) -> str:
     body = {k: v for k, v in meta.items() if k != "meta_sha256"}
     return _sha256(json.dumps(body, sort_keys=True).encode())
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -166,14 +158,14 @@ def save(directory: str | os.PathLike, tree, *, epoch: int, step: int, key=None,
     meta["meta_sha256"] = _body_sha(meta)
     _write_atomic(directory / f"{stem}.npz", payload)
     _write_atomic(directory / f"{stem}.json", (json.dumps(meta, indent=1) + "\n").encode())
-    _fsync_dir(directory)
+    fsync_dir(directory)
     for stale in directory.glob(".ckpt-*.part"):  # left by a writer that was killed mid-write
         stale.unlink(missing_ok=True)
     if keep is not None:
         for old in list_checkpoints(directory)[:-keep]:
             old.with_suffix(".npz").unlink(missing_ok=True)
             old.unlink(missing_ok=True)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     return directory / f"{stem}.json"
 
 

@@ -90,7 +90,7 @@ def download(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest
 
 
@@ -129,7 +129,7 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -137,3 +137,16 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def cache_dir(name: str) -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/fnn/<name>``: where downloads of data set `name` go."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "fnn" / name
+
+
+def data_dirs(name: str) -> list[Path]:
+    """Where the files of data set `name` are looked for, in order: ``$FNN_DATA_DIR/<name>``
+    (when set), then `cache_dir`."""
+    dirs = [Path(os.environ["FNN_DATA_DIR"]).expanduser() / name] if os.environ.get("FNN_DATA_DIR") else []
+    return [*dirs, cache_dir(name)]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn.data.download import ChecksumError, DataNotFoundError, DownloadError
+from fnn.data.download import ChecksumError, DataNotFoundError, DownloadError, cache_dir, data_dirs
 from fnn.data.download import download as _fetch
 from fnn.data.idx import read_idx
 
@@ -170,17 +170,10 @@ def one_hot(t: np.ndarray, num_classes: int) -> np.ndarray:
 def search_dirs(kind: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The directories `load_mnist` searches for ``kind``, in order (see the module docstring)."""
     dirs = [Path(data_dir).expanduser()] if data_dir is not None else []
-    if os.environ.get("FNN_DATA_DIR"):
-        dirs.append(Path(os.environ["FNN_DATA_DIR"]).expanduser() / kind)
-    dirs.append(_cache_dir(kind))
+    dirs += data_dirs(kind)
     if kind in _DEBIAN_DIRS:
         dirs.append(_DEBIAN_DIRS[kind])
     return dirs
-
-
-def _cache_dir(kind: str) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "fnn" / kind
 
 
 def _find_or_download(
@@ -198,7 +191,7 @@ def _find_or_download(
             return d
     failures: list[str] = []
     if download:
-        target = dirs[0] if data_dir is not None else _cache_dir(kind)
+        target = dirs[0] if data_dir is not None else cache_dir(kind)
         try:
             _download_missing(target, kind, mirrors, checksums)
             return target
@@ -210,7 +203,7 @@ def _find_or_download(
         f"load_mnist: {kind} data not found. Need all four of {', '.join(FILES)} "
         f"in one directory; searched:\n{searched}\n{why}\n"
         f"Set FNN_DATA_DIR so that $FNN_DATA_DIR/{kind} holds the files, or put them in "
-        f"{_cache_dir(kind)}."
+        f"{cache_dir(kind)}."
     )
 
 

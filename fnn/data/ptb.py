@@ -14,12 +14,11 @@ not part of fnn and is never bundled (LDC Treebank-3 derivative; for research an
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
 
-from fnn.data.download import DataNotFoundError
+from fnn.data.download import DataNotFoundError, data_dirs
 from fnn.data.download import download as _download
 
 URL_BASE = "https://raw.githubusercontent.com/tomsercu/lstm/master/data/"
@@ -33,12 +32,7 @@ SPLITS = ("train", "valid", "val", "test")
 
 def ptb_dirs() -> list[Path]:
     """Where the PTB files are looked for, in order."""
-    dirs = []
-    if os.environ.get("FNN_DATA_DIR"):
-        dirs.append(Path(os.environ["FNN_DATA_DIR"]) / "ptb")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    dirs.append(cache / "fnn" / "ptb")
-    return dirs
+    return data_dirs("ptb")
 
 
 def ptb_file(split: str, *, download: bool = True) -> Path:

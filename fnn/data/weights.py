@@ -17,7 +17,7 @@ import os
 import pickle
 from pathlib import Path
 
-from fnn.data.download import DataNotFoundError
+from fnn.data.download import DataNotFoundError, data_dirs
 from fnn.data.download import download as _download
 
 _DLFS1 = "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch/master/"
@@ -70,12 +70,7 @@ def safe_load(source: str | os.PathLike | bytes):
 
 def book_dirs() -> list[Path]:
     """Where the books' files are looked for, in order."""
-    dirs = []
-    if os.environ.get("FNN_DATA_DIR"):
-        dirs.append(Path(os.environ["FNN_DATA_DIR"]) / "book")
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    dirs.append(cache / "fnn" / "book")
-    return dirs
+    return data_dirs("book")
 
 
 def book_file(name: str, *, download: bool = True) -> Path:
