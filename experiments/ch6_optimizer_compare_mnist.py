@@ -29,7 +29,6 @@ from fnn.models import mlp
 from fnn.multi import fit_many
 
 NAME = "ch6_optimizer_compare_mnist"
-SLOW = True  # four compiled programs: ~40 CPU-seconds in quick mode
 OPTIMIZERS = {"SGD": optim.sgd(0.01), "Momentum": optim.momentum(0.01, 0.9),
               "AdaGrad": optim.adagrad(0.01), "Adam": optim.adam(0.001)}
 MARKERS = {"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D", "std=0.01": "o", "Xavier": "s",

@@ -33,7 +33,6 @@ from fnn.models import mlp
 from fnn.multi import fit_many, index
 
 NAME = "ch6_overfit"
-SLOW = True  # two compiled programs, 500 epochs in all: ~30 CPU-seconds in quick mode
 TRAIN_SIZE, BATCH, LR, WEIGHT_DECAY, DROP_RATE = 300, 100, 0.01, 0.1, 0.2
 
 

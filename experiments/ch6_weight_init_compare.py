@@ -28,7 +28,6 @@ from fnn import optim
 from fnn.models import mlp
 
 NAME = "ch6_weight_init_compare"
-SLOW = True
 INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
 
 

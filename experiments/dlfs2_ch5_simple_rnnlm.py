@@ -24,7 +24,6 @@ from fnn.models import rnnlm
 from fnn.train import GRADS
 
 NAME = "dlfs2_ch5_simple_rnnlm"
-SLOW = True  # quick mode: ~17 s alone, ~60 s on 2 busy cores
 
 
 def main(argv=None) -> dict:

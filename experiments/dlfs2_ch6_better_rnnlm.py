@@ -26,7 +26,6 @@ from fnn.models import rnnlm
 from fnn.train import GRADS
 
 NAME = "dlfs2_ch6_better_rnnlm"
-SLOW = True  # quick mode: ~40 s on 2 busy cores
 BOOK = {"wordvec_size": 650, "hidden_size": 650, "drop_rate": 0.5, "batch_size": 20,
         "time_size": 35, "lr": 20.0, "max_grad": 0.25, "epochs": 40, "eval_interval": 20}
 FULL = {**BOOK, "wordvec_size": 200, "hidden_size": 200, "epochs": 4}

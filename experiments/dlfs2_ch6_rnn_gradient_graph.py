@@ -29,7 +29,6 @@ from fnn.models import rnnlm
 from fnn.train import TrainState, value_and_grad
 
 NAME = "dlfs2_ch6_rnn_gradient_graph"
-SLOW = True  # quick mode: ~30 s on 2 busy cores
 
 
 def book_norms(scale: float, N: int = 2, H: int = 3, T: int = 20, seed: int = 3) -> list[float]:

@@ -24,7 +24,6 @@ from fnn.models import seqclf
 from fnn.train import GRADS, fit
 
 NAME = "dlfs2_ch6_seqclf"
-SLOW = True  # quick mode: ~30-50 s on 2 busy cores
 FAMILIES = ("rnn", "lstm", "gru")
 
 

@@ -30,7 +30,6 @@ from fnn import lm
 from fnn.models import rnnlm
 
 NAME = "dlfs2_ch7_generate_text"
-SLOW = True  # quick mode: ~15-40 s (training, generating, scoring)
 SKIP_WORDS = ["N", "<unk>", "$"]
 
 
