@@ -37,6 +37,9 @@ def _run(name: str, argv: Sequence[str]) -> int:
         print(f"fnn run: no experiment named {name!r}{hint} (`fnn list` shows all "
               f"{len(known)})", file=sys.stderr)
         return 2
+    from fnn import compile_cache
+
+    compile_cache.enable()  # a second run of a script loads its compiled programs from disk
     module = importlib.import_module(f"experiments.{name}")
     module.main(list(argv))
     return 0

@@ -292,10 +292,20 @@ def torch_classifier(layers, cfg, x, t):
     return _torch_train(model, torch.from_numpy(x), torch.from_numpy(t).long())
 
 
+def torch_device() -> str:
+    """Where PyTorch runs: on the GPU when JAX runs on one (a fair comparison), else the CPU."""
+    import jax
+    import torch
+
+    return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
 def _torch_train(model, x, t, lm_family=None):
     import torch
     import torch.nn.functional as F
 
+    device = torch_device()
+    model, x, t = model.to(device), x.to(device), t.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     out = {"state": None}
 
