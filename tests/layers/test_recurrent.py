@@ -240,6 +240,56 @@ def test_time_softmax_with_loss_three_way_and_value(ignore):
     np.testing.assert_allclose(f(xs), ref, rtol=1e-12)
 
 
+@pytest.mark.parametrize("rows, ignore", [(4, True), (None, False)])
+def test_time_affine_softmax_with_loss_three_way(rows, ignore):
+    """The fused head, N*T = 18 rows: chunks of 4 (two masked padding rows), or all rows at once."""
+    V = 7
+    p = {"W": jax.random.normal(jax.random.key(0), (H, V)), "b": jax.random.normal(jax.random.key(1), (V,))}
+    xs = jax.random.normal(jax.random.key(2), (N, T, H))
+    ts = jax.random.randint(jax.random.key(3), (N, T), 0, V)
+    if ignore:
+        ts = ts.at[0, :3].set(-1).at[2, 5].set(-1)
+    check_layer(TL.time_affine_softmax_with_loss, p, xs, ts=ts, rows=rows, jit=True)
+
+
+@pytest.mark.parametrize("rows, ignore_label", [(1, -1), (4, None), (5, 2), (4, -1), (18, -1), (None, None)])
+def test_time_affine_softmax_with_loss_equals_the_two_layers(rows, ignore_label):
+    """Loss, dW, db, dxs as TimeAffine then TimeSoftmaxWithLoss (value by value, float64), for chunk
+    sizes that do and do not divide N*T = 18, with the ignore label -1, none, and a class (2)."""
+    V = 7
+    p = {"W": jax.random.normal(jax.random.key(0), (H, V)), "b": jax.random.normal(jax.random.key(1), (V,))}
+    xs = 2 * jax.random.normal(jax.random.key(2), (N, T, H))
+    ts = jax.random.randint(jax.random.key(3), (N, T), 0, V).at[1, 1:4].set(2)
+    if ignore_label == -1:
+        ts = ts.at[0, :3].set(-1)
+    scores, c_aff = TL.time_affine.forward(p, xs)
+    loss, c_loss = TL.time_softmax_with_loss.forward({}, scores, ts, ignore_label=ignore_label)
+    grads, dxs = TL.time_affine.backward(p, c_aff, TL.time_softmax_with_loss.backward({}, c_loss, 0.7)[1])
+    loss2, cache = TL.time_affine_softmax_with_loss.forward(p, xs, ts, ignore_label=ignore_label, rows=rows)
+    grads2, dxs2 = TL.time_affine_softmax_with_loss.backward(p, cache, 0.7)
+    np.testing.assert_allclose(loss2, loss, rtol=1e-13)
+    for a, b in zip(leaves((grads2, dxs2)), leaves((grads, dxs)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    if ignore_label != -1:  # one-hot labels (N, T, V) become indices as the book does
+        one_hot = jax.nn.one_hot(ts, V, dtype=jnp.int32)
+        loss3, _ = TL.time_affine_softmax_with_loss.forward(p, xs, one_hot, ignore_label=ignore_label, rows=rows)
+        np.testing.assert_allclose(loss3, loss, rtol=1e-13)
+
+
+def test_time_affine_softmax_with_loss_errors():
+    p = {"W": jnp.zeros((H, 7)), "b": jnp.zeros((7,))}
+    xs, ts = jnp.zeros((N, T, H)), jnp.zeros((N, T), jnp.int32)
+    fwd = TL.time_affine_softmax_with_loss.forward
+    with pytest.raises(ValueError, match=r"time_affine_softmax_with_loss.forward: rows is 0, expected a positive"):
+        fwd(p, xs, ts, rows=0)
+    with pytest.raises(ValueError, match=r"xs has shape \(3, 6, 4\), W \(5, 7\), b \(7,\), expected"):
+        fwd(p, xs[..., :4], ts)
+    with pytest.raises(ValueError, match=r"ts has shape \(3, 5\), expected \(3, 6\)"):
+        fwd(p, xs, ts[:, :5])
+    with pytest.raises(ValueError, match=r"ts holds 7, expected labels \(7 classes\) in \[0, 6\]"):
+        fwd(p, xs, ts.at[0, 0].set(7))
+
+
 def test_time_softmax_with_loss_errors():
     with pytest.raises(ValueError, match=r"time_softmax_with_loss.forward: ts has shape \(3, 5\), "
                                          r"expected \(3, 6\)"):

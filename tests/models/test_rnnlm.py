@@ -52,6 +52,37 @@ def test_lm_three_way(name):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+CONFIGS = {"SimpleRnnlm": rnnlm.Config("rnn"), "Rnnlm-gru": rnnlm.Config("gru"),
+           "BetterRnnlm": rnnlm.Config("lstm", num_layers=2, drop_rate=0.3, tied=True)}
+
+
+@pytest.mark.parametrize("name", ["BetterRnnlm", pytest.param("SimpleRnnlm", marks=pytest.mark.slow),
+                                  pytest.param("Rnnlm-gru", marks=pytest.mark.slow)])
+def test_chunked_head_equals_unchunked_head_and_autodiff(name):
+    """manual_grad's fused output head in chunks of 3 rows (N*T = 10: 4 chunks, 2 masked padding
+    rows) gives the loss and gradients of TimeAffine + TimeSoftmaxWithLoss (head_rows=None) and of
+    jax.grad, with ignored labels (-1) and, for BetterRnnlm, tied weights and dropout."""
+    chunked, unchunked = (rnnlm.model(V, D, H, CONFIGS[name]._replace(head_rows=r), dtype=jnp.float64)
+                          for r in (3, None))
+    params, _ = chunked.init(jax.random.key(0))
+    state = _nonzero_state(chunked, params)
+    xs, ts = _data(2)
+    ts = ts.at[0, 1:3].set(-1)
+    key = jax.random.key(3)
+    loss_c, grads_c, state_c = jax.jit(lambda p: chunked.manual_grad(p, state, xs, ts, key=key))(params)
+    loss_u, grads_u, state_u = jax.jit(lambda p: unchunked.manual_grad(p, state, xs, ts, key=key))(params)
+    loss_a, grads_a = jax.jit(jax.value_and_grad(lambda p: chunked.loss(p, state, xs, ts, key=key)[0]))(params)
+    np.testing.assert_allclose(loss_c, loss_u, rtol=1e-13)
+    np.testing.assert_allclose(loss_c, loss_a, rtol=1e-13)
+    flat = jax.tree_util.tree_leaves_with_path
+    for (path, c), u, a in zip(flat(grads_c), jax.tree_util.tree_leaves(grads_u),
+                               jax.tree_util.tree_leaves(grads_a), strict=True):
+        np.testing.assert_allclose(c, u, rtol=1e-11, atol=1e-15, err_msg=str(path))
+        np.testing.assert_allclose(c, a, rtol=1e-9, atol=1e-14, err_msg=str(path))
+    for a, b in zip(jax.tree_util.tree_leaves(state_c), jax.tree_util.tree_leaves(state_u), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_stateful_carry_continues_the_sequence():
     """Two stateful halves give the scores of the whole; stateless restarts from zeros."""
     model = MODELS["Rnnlm-lstm"]()
@@ -103,6 +134,8 @@ def test_errors():
         rnnlm.better_rnnlm(V, 3, 4).init(jax.random.key(0))
     with pytest.raises(ValueError, match="family is 'elman'"):
         rnnlm.rnnlm(V, D, H, family="elman")
+    with pytest.raises(ValueError, match="head_rows is 0, expected a positive integer or None"):
+        rnnlm.model(V, D, H, rnnlm.Config(head_rows=0))
 
 
 @pytest.mark.slow
