@@ -23,8 +23,6 @@ by these implementations ("impls"), all in this one process:
     jax_ref                      plain ``jax.value_and_grad`` + ``optax.adam`` (`_bench_refs.py`;
                                  conv nets on ``lax.conv_general_dilated`` NCHW + ``reduce_window``)
     flax_nnx, torch              Flax NNX / PyTorch eager, when installed (``pip install -e .[bench]``)
-    proto_chunked_head           a prototype for the LM owners (`_bench_protos.py`): fnn's layers
-                                 with the softmax-with-loss head run in cache-sized row chunks
     torch_1thread                PyTorch with ``torch.set_num_threads(1)`` during its steps: on a
                                  machine busy with other work its 2-thread OpenMP team can be
                                  10-100x slower (every op ends at a barrier), so both are shown
@@ -93,14 +91,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the benchmark's helper modules next to it, however it is run
 
 import _bench_numpy as bnp  # noqa: E402
-import _bench_protos as protos  # noqa: E402
 import _bench_refs as refs  # noqa: E402
 
 MODELS = ("mlp", "simple_convnet", "deep_convnet", "lstm_lm", "gru_lm")
 FNN_IMPLS = ("fnn_manual", "fnn_autodiff", "fnn_manual_scan", "fnn_autodiff_scan")
 REF_IMPLS = ("numpy", "jax_ref", "flax_nnx", "torch", "torch_1thread")
-PROTO_IMPLS = ("proto_chunked_head",)
-IMPLS = FNN_IMPLS + REF_IMPLS + PROTO_IMPLS
+IMPLS = FNN_IMPLS + REF_IMPLS
 SCAN_STEPS = 10
 PEAK_N = 2048
 
@@ -358,10 +354,6 @@ def build(model: str, cfg: dict, impl: str, x, t):
             finally:
                 torch.set_num_threads(default)
         return CallRunner(step_1thread, loss)
-    if impl == "proto_chunked_head":
-        if not lm:
-            raise UnavailableError("a prototype for the LMs only")
-        return JaxRunner(*protos.lm_chunked_head(cfg, x, t, cfg["family"]))
     raise ValueError(f"bench: unknown impl {impl!r}, expected one of {IMPLS}")
 
 
@@ -471,7 +463,6 @@ def ratios(per_step: dict, names: list[str]) -> dict:
         if ref not in FNN_IMPLS:
             out[f"fnn_best/{ref}"] = _paired(per_step, best, ref)
     for a, b in (("fnn_manual", "fnn_autodiff"), ("fnn_manual_scan", "fnn_autodiff_scan"),
-                 ("proto_chunked_head", "torch"), ("proto_chunked_head", "fnn_manual"),
                  ("fnn_manual_scan", "fnn_manual"), ("fnn_autodiff_scan", "fnn_autodiff")):
         if a in per_step and b in per_step:
             out[f"{a}/{b}"] = _paired(per_step, a, b)
