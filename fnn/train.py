@@ -19,6 +19,10 @@ is a `jnp.where` inside the compiled step, flags come back with the epoch's loss
 sync) and `fit` raises `FloatingPointError` naming the step, the leaf and the last checkpoint.
 `fit(..., checkpoint_dir=...)` writes checkpoints (`fnn.checkpoint`) that ``resume=True`` continues
 bit for bit: epoch e's randomness is ``fold_in(run_key, e)``, a function of the seed and e only.
+
+Several devices: ``fit(..., devices=4)`` runs the same epoch with each mini-batch split over the
+devices and the train state copied on each (`fnn.parallel`, docs/PARALLEL.md). The argument checks,
+the run's records and its checkpoint writing live in `fnn._fit_support`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -36,14 +40,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import Array
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
-from fnn import checkpoint
+from fnn import _fit_support as support
+from fnn import checkpoint, parallel
 from fnn import functions as F
-from fnn._checks import check_floating, check_labels
+from fnn._fit_support import check_data  # public here: fnn.train.check_data
 from fnn.models._model import Model, Params, State
 
 GRADS = ("autodiff", "manual")
+_Run = support.Run  # the run's records and checkpoints (the name tests patch)
 
 
 class TrainState(NamedTuple):
@@ -123,13 +130,16 @@ def _all_finite(tree) -> Array:
 
 
 def make_epoch(model: Model, optimizer: optax.GradientTransformation, *, batch_size: int,
-               grad: str = "autodiff", num_batches: int | None = None):
+               grad: str = "autodiff", num_batches: int | None = None, mesh: Mesh | None = None):
     """A jitted ``epoch(ts, x, t, key) -> (ts, metrics)`` over the whole training set (x, t).
 
     Shuffles with `key`, then scans `step` over ``num_batches`` (default ``N // batch_size``)
     mini-batches; every entry of ``metrics`` has one row a step (see `make_step`). `ts` is donated.
     Once a step is refused as non-finite, the rest of the epoch leaves `ts` as it was: the
     returned state is the one before the first failing step.
+
+    With a `mesh` (`fnn.parallel`), each mini-batch is split over its ``"batch"`` axis and `ts`
+    comes back replicated; pass `ts`, `x` and `t` replicated on the mesh (`parallel.replicate`).
     """
     step = _guarded_step(model, optimizer, grad)
 
@@ -144,25 +154,31 @@ def make_epoch(model: Model, optimizer: optax.GradientTransformation, *, batch_s
         def body(carry, inputs):
             ts, halted = carry
             idx, k = inputs
-            new, metrics = step(ts, (x[idx], t[idx]), k, halted)
+            batch = parallel.shard_batch((x[idx], t[idx]), mesh)  # as is when mesh is None
+            new, metrics = step(ts, batch, k, halted)
             return (new, halted | ~metrics["finite"]), metrics
 
         (ts, _), metrics = jax.lax.scan(body, (ts, jnp.zeros((), bool)), (batches, keys))
         return ts, metrics
 
-    return jax.jit(epoch, donate_argnums=0)
+    if mesh is None:
+        return jax.jit(epoch, donate_argnums=0)
+    return jax.jit(epoch, donate_argnums=0, out_shardings=parallel.replicated(mesh))
 
 
-def make_evaluate(model: Model, *, batch_size: int = 1000):
+def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = None):
     """A jitted ``evaluate(params, state, x, t) -> {"loss", "accuracy"}`` over a whole data set.
 
     Runs `model.apply` (eval mode) in batches of `batch_size` under one `lax.scan`; the last batch
     is padded and the padding masked out. Scores (N, ..., C) with labels (N, ...) or one-hot: the
-    loss and accuracy average over every position.
+    loss and accuracy average over every position. With a `mesh` (`fnn.parallel`), each batch is
+    split over its ``"batch"`` axis (the batch grows to a multiple of the devices, padded).
     """
     def evaluate(params: Params, state: State, x: Array, t: Array) -> dict[str, Array]:
         N = x.shape[0]
         B = min(batch_size, N)
+        if mesh is not None:
+            B = -(-B // parallel.num_shards(mesh)) * parallel.num_shards(mesh)
         nb = math.ceil(N / B)
         pad = nb * B - N
         xb = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(nb, B, *x.shape[1:])
@@ -170,7 +186,7 @@ def make_evaluate(model: Model, *, batch_size: int = 1000):
         mask = (jnp.arange(nb * B) < N).reshape(nb, B)
 
         def body(totals, inputs):
-            xi, ti, mi = inputs
+            xi, ti, mi = parallel.shard_batch(inputs, mesh)
             scores, _ = model.apply(params, state, xi, train=False)
             logp = F.log_softmax(scores.astype(jnp.float32) if scores.dtype.itemsize < 4 else scores)
             one_hot = ti.shape == scores.shape
@@ -189,25 +205,12 @@ def make_evaluate(model: Model, *, batch_size: int = 1000):
     return jax.jit(evaluate)
 
 
-def check_data(fn: str, name: str, x, t) -> None:
-    """Validate a data set (x, t): floating x with a sample axis, labels that fit `t`."""
-    for arr, arg in ((x, f"{name} x"), (t, f"{name} t")):
-        if not hasattr(arr, "shape"):
-            raise TypeError(f"{fn}: {arg} is a {type(arr).__name__}, expected an array")
-    check_floating(fn, f"{name} x", x)
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"{fn}: {name} x has shape {tuple(x.shape)}, expected (N, ...) with N >= 1")
-    if t.shape[:1] != x.shape[:1]:
-        raise ValueError(f"{fn}: {name} t has {t.shape[0] if t.ndim else 'no'} samples (shape "
-                         f"{tuple(t.shape)}), expected {x.shape[0]} to match x {tuple(x.shape)}")
-
-
 def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Array,
         epochs: int | None = None, steps: int | None = None, batch_size: int = 100,
         grad: str = "autodiff", eval_batch_size: int = 1000, progress: bool = True,
         train_state: TrainState | None = None, desc: str | None = None,
         checkpoint_dir: str | os.PathLike | None = None, every: int = 1, keep: int = 3,
-        resume: bool = False):
+        resume: bool = False, devices: int | Sequence[jax.Device] | Mesh | None = None):
     """Train `model` on ``data = ((x_train, t_train), (x_test, t_test))`` (DLFS1 §4.5.2–4.5.3).
 
     Give `epochs`, or `steps` (the book counts iterations: ``steps=10000`` with batch 100 on
@@ -232,73 +235,60 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
     would; with no checkpoint there yet it starts afresh. Settings that would change the run
     (model, batch size, gradient path, training-set size) must match the checkpoint's.
 
+    Devices (`fnn.parallel`, docs/PARALLEL.md): ``devices=None`` trains on JAX's default device.
+    A count n (the first n of `jax.devices()`), a list of devices or a `jax.sharding.Mesh` with a
+    ``"batch"`` axis runs the same step data-parallel: each mini-batch is split over the devices
+    (`batch_size` must be a multiple of their number), the train state and the data are copied to
+    every device, and the result equals the one-device run up to float rounding. Evaluation is
+    split the same way; checkpoints are gathered to the host, so a run may resume on other devices.
+
     Raises:
       FloatingPointError: a step's loss, gradient or updated parameter was not finite. The update
         was not applied (`make_step`); the message names the step, the first non-finite leaf and
         the last checkpoint written; the error's ``train_state`` attribute holds the parameters of
         the step before.
     """
-    (x_train, t_train), (x_test, t_test) = _unpack_data(data)
+    (x_train, t_train), (x_test, t_test) = support.unpack_data(data)
     check_data("fit", "train", x_train, t_train)
     check_data("fit", "test", x_test, t_test)
-    if grad not in GRADS:
-        raise ValueError(f"fit: grad is {grad!r}, expected one of {GRADS}")
-    if not _positive_int(batch_size):
-        raise ValueError(f"fit: batch_size is {batch_size!r}, expected a positive integer")
     N = x_train.shape[0]
-    if batch_size > N:
-        raise ValueError(f"fit: batch_size is {batch_size}, larger than the training set "
-                         f"({N} samples)")
+    steps = support.check_arguments(
+        N, grads=GRADS, grad=grad, batch_size=batch_size, epochs=epochs, steps=steps, every=every,
+        keep=keep, eval_batch_size=eval_batch_size, resume=resume, checkpoint_dir=checkpoint_dir,
+        train_state=train_state, key=key)
     per_epoch = N // batch_size
-    if (epochs is None) == (steps is None):
-        raise ValueError(f"fit: give exactly one of epochs and steps (got epochs={epochs!r}, "
-                         f"steps={steps!r})")
-    if steps is None:
-        if not _positive_int(epochs):
-            raise ValueError(f"fit: epochs is {epochs!r}, expected a positive integer")
-        steps = epochs * per_epoch
-    elif not _positive_int(steps):
-        raise ValueError(f"fit: steps is {steps!r}, expected a positive integer")
-    for name, value in (("every", every), ("keep", keep), ("eval_batch_size", eval_batch_size)):
-        if not _positive_int(value):
-            raise ValueError(f"fit: {name} is {value!r}, expected a positive integer")
-    if resume and checkpoint_dir is None:
-        raise ValueError("fit: resume is True but checkpoint_dir is None, expected the folder "
-                         "of the checkpoints to resume from")
-    if resume and train_state is not None:
-        raise ValueError("fit: got both resume=True and train_state, expected one of them "
-                         "(where should the run continue from?)")
-    if not (hasattr(key, "dtype") and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-                                       or key.shape == (2,) and key.dtype == jnp.uint32)):
-        raise TypeError(f"fit: key is {type(key).__name__} {getattr(key, 'dtype', '')}"
-                        f"{tuple(getattr(key, 'shape', ()))}, expected a jax.random key "
-                        f"(jax.random.key(seed))")
+    mesh = parallel.batch_mesh(devices)  # None: one device, no sharding
+    parallel.check_batch_size("fit", "batch_size", batch_size, mesh)
 
     x_train, t_train, x_test, t_test = (jnp.asarray(a) for a in (x_train, t_train, x_test, t_test))
     config = {"model": model.name, "batch_size": batch_size, "grad": grad, "train_size": int(N)}
     ckpt = checkpoint.latest(checkpoint_dir) if resume else None
     if ckpt is not None:
-        _check_resume(ckpt, config)
+        support.check_resume(ckpt, config)
         saved_key = checkpoint.restore_key(ckpt)
-        if saved_key is not None and not _same_key(saved_key, key):
+        if saved_key is not None and not support.same_key(saved_key, key):
             warnings.warn(f"fit: key differs from the one of the run in {ckpt.path}; resuming "
                           f"with the checkpoint's key", stacklevel=2)
             key = saved_key
     init_key, run_key = jax.random.split(key)
-    if ckpt is not None:
+    if ckpt is not None or train_state is not None:  # the shapes a TrainState must have
         template = jax.eval_shape(lambda k: init_train_state(model, optimizer, k), init_key)
+    if ckpt is not None:
         ts = checkpoint.restore(ckpt, template)
     elif train_state is not None:
-        _check_train_state(model, optimizer, train_state, init_key)
+        support.check_train_state(model, train_state, template)
         ts = train_state
     else:
         ts = init_train_state(model, optimizer, init_key)
-    _check_labels_against_model(model, ts, x_train, t_train, "train")
-    _check_labels_against_model(model, ts, x_test, t_test, "test")
+    support.check_labels_against_model(model, ts, x_train, t_train, "train")
+    support.check_labels_against_model(model, ts, x_test, t_test, "test")
+    if mesh is not None:  # a copy of the state, the data and the key on every device
+        ts, x_train, t_train, x_test, t_test, run_key = parallel.replicate(
+            (ts, x_train, t_train, x_test, t_test, run_key), mesh)
     leaf_names = [checkpoint.leaf_name(p)
                   for p, _ in jax.tree_util.tree_flatten_with_path(ts.params)[0]]
 
-    evaluate = _cached_evaluate(model, batch_size=eval_batch_size)
+    evaluate = _cached_evaluate(model, batch_size=eval_batch_size, mesh=mesh)
     run = _Run(checkpoint_dir, keep, key, config)
     if ckpt is not None:
         run.restore(ckpt)
@@ -310,16 +300,16 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
     def finish(out, epoch: int, nb: int, t0: float) -> TrainState:
         """The epoch's one host transfer, the NaN check, evaluation, history."""
         new_ts, metrics = out
-        losses, finite, finite_grads = jax.device_get(
+        losses, finite, finite_grads = parallel.to_host(
             (metrics["loss"], metrics["finite"], metrics["finite_grads"]))
         losses = np.asarray(losses)
         run.train_seconds += time.perf_counter() - t0
         if not np.all(finite):
             i = int(np.argmin(finite))
-            raise _non_finite(losses[i], finite_grads[i], leaf_names,
+            raise support.non_finite(losses[i], finite_grads[i], leaf_names,
                               step=run.done + i + 1, epoch=epoch, ckpt=run.last_path, ts=new_ts)
         t0 = time.perf_counter()
-        tr, te = jax.device_get((evaluate(new_ts.params, new_ts.state, x_train, t_train),
+        tr, te = parallel.to_host((evaluate(new_ts.params, new_ts.state, x_train, t_train),
                                  evaluate(new_ts.params, new_ts.state, x_test, t_test)))
         run.eval_seconds += time.perf_counter() - t0
         run.record(epoch, run.done + nb, losses, tr, te)  # the epoch's one change to `run`
@@ -332,7 +322,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
         for epoch in bar:
             nb = min(per_epoch, steps - run.done)
             epoch_fn = _cached_epoch(model, optimizer, batch_size=batch_size, grad=grad,
-                                     num_batches=nb)
+                                     num_batches=nb, mesh=mesh)
             t0 = time.perf_counter()
             out = epoch_fn(ts, x_train, t_train, jax.random.fold_in(run_key, epoch))
             ts, pending = None, (out, epoch, nb, t0)  # ts was donated to the epoch
@@ -344,7 +334,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
             if pending is not None:  # the epoch in flight: wait for it, then keep it
                 out, epoch, _, _ = pending
                 ts = out[0] if run.epoch == epoch else finish(*pending)
-            if ts is not None and run.saved_epoch != run.epoch and not _deleted(ts):
+            if ts is not None and run.saved_epoch != run.epoch and not support.deleted(ts):
                 path = run.save(ts)
                 warnings.warn(f"fit: interrupted after epoch {run.epoch}; wrote {path} (continue "
                               f"with resume=True)", stacklevel=2)
@@ -372,129 +362,3 @@ def _cached_evaluate(model, **kw):
     except TypeError:
         return make_evaluate(model, **kw)
     return _evaluate_cache(model, **kw)
-
-
-class _Run:
-    """What `fit` accumulates (history, step count, timing) and how it writes checkpoints."""
-
-    def __init__(self, directory, keep: int, key: Array, config: dict):
-        self.directory, self.keep, self.key, self.config = directory, keep, key, config
-        self.history: dict[str, list] = {k: [] for k in ("epoch", "step", "train_loss", "train_acc",
-                                                          "test_loss", "test_acc")}
-        self.step_loss: list[float] = []
-        self.epoch = self.done = 0
-        self.saved_epoch = None
-        self.last_path = None
-        self.train_seconds = self.eval_seconds = 0.0
-
-    def restore(self, ckpt: checkpoint.Checkpoint) -> None:
-        h = ckpt.meta["history"]
-        for k in self.history:
-            self.history[k] = list(h[k])
-        self.step_loss = list(h["step_loss"])
-        self.train_seconds, self.eval_seconds = h["seconds"], h["eval_seconds"]
-        self.epoch = self.saved_epoch = ckpt.meta["epoch"]
-        self.done = ckpt.meta["step"]
-        self.last_path = ckpt.path
-
-    def record(self, epoch: int, done: int, losses: np.ndarray, tr: dict, te: dict) -> None:
-        self.epoch, self.done = epoch, done
-        self.step_loss.extend(losses.tolist())
-        for k, v in (("epoch", epoch), ("step", self.done), ("train_loss", float(losses.mean())),
-                     ("train_acc", float(tr["accuracy"])), ("test_loss", float(te["loss"])),
-                     ("test_acc", float(te["accuracy"]))):
-            self.history[k].append(v)
-
-    def history_out(self) -> dict:
-        return {**{k: list(v) for k, v in self.history.items()}, "step_loss": list(self.step_loss),
-                "seconds": self.train_seconds, "eval_seconds": self.eval_seconds}
-
-    def save(self, ts: TrainState):
-        self.last_path = checkpoint.save(self.directory, ts, epoch=self.epoch, step=self.done,
-                                         key=self.key, history=self.history_out(),
-                                         config=self.config, keep=self.keep)
-        self.saved_epoch = self.epoch
-        return self.last_path
-
-
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _same_key(a, b) -> bool:
-    def data(k):
-        return np.asarray(jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k)
-    da, db = data(a), data(b)
-    return da.shape == db.shape and bool(np.all(da == db))
-
-
-def _deleted(tree) -> bool:
-    return any(getattr(leaf, "is_deleted", lambda: False)() for leaf in jax.tree_util.tree_leaves(tree))
-
-
-def _check_resume(ckpt: checkpoint.Checkpoint, config: dict) -> None:
-    saved = ckpt.meta.get("config", {})
-    for name, value in config.items():
-        if name in saved and saved[name] != value:
-            raise checkpoint.CheckpointError(
-                f"fit: resume: {name} is {value!r}, but the run in {ckpt.path} used {saved[name]!r}; "
-                f"expected the same {name} (or a fresh checkpoint_dir)")
-
-
-def _non_finite(loss, finite_grads, leaf_names, *, step: int, epoch: int, ckpt,
-                ts: TrainState) -> FloatingPointError:
-    """The error `fit` raises when step `step` was refused as non-finite (see `make_step`)."""
-    bad_grad = [n for n, ok in zip(leaf_names, finite_grads, strict=True) if not ok]
-    leaf = (bad_grad or [None])[0]
-    if not np.isfinite(loss):
-        what = f"the loss became {loss}"
-        where = f"; first non-finite gradient: {leaf}" if bad_grad else ""
-    else:
-        what, where = f"the gradient of {leaf} became non-finite (loss {loss:.6g})", ""
-    err = FloatingPointError(
-        f"fit: {what} at step {step} (epoch {epoch}){where}. The step was not applied: the "
-        f"parameters are those after step {step - 1}. Last good checkpoint: "
-        f"{ckpt if ckpt is not None else 'none (pass checkpoint_dir= to write them)'}. "
-        f"Lower the learning rate or check the data")
-    err.step, err.epoch, err.leaf, err.checkpoint, err.train_state = step, epoch, leaf, ckpt, ts
-    return err
-
-
-def _unpack_data(data):
-    """``((x_train, t_train), (x_test, t_test))`` or a clear error saying what `data` is instead."""
-    def describe(d):
-        if isinstance(d, (tuple, list)):
-            return f"a {type(d).__name__} of {len(d)} ({', '.join(describe(e) for e in d)})"
-        return f"{type(d).__name__}{tuple(d.shape) if hasattr(d, 'shape') else ''}"
-    ok = (isinstance(data, (tuple, list)) and len(data) == 2
-          and all(isinstance(d, (tuple, list)) and len(d) == 2 for d in data))
-    if not ok:
-        raise TypeError(f"fit: data is {describe(data)}, expected ((x_train, t_train), (x_test, t_test))")
-    return data
-
-
-def _check_train_state(model: Model, optimizer, ts, key: Array) -> None:
-    """`ts` must have the structure, shapes and dtypes that `model.init` and `optimizer.init` give."""
-    if not isinstance(ts, TrainState):
-        raise TypeError(f"fit: train_state is a {type(ts).__name__}, expected a TrainState "
-                        f"(init_train_state or a previous fit's result)")
-    want = jax.eval_shape(lambda k: init_train_state(model, optimizer, k), key)
-    for part in ("params", "state", "opt_state"):
-        got_flat, got_def = jax.tree_util.tree_flatten_with_path(getattr(ts, part))
-        want_flat, want_def = jax.tree_util.tree_flatten_with_path(getattr(want, part))
-        got_names = [checkpoint.leaf_name(p) for p, _ in got_flat]
-        want_names = [checkpoint.leaf_name(p) for p, _ in want_flat]
-        if got_names != want_names or got_def != want_def:
-            raise ValueError(f"fit: train_state.{part} has leaves {got_names}, expected "
-                             f"{want_names} (from {model.name}'s init and the optimizer)")
-        for name, (_, g), (_, w) in zip(want_names, got_flat, want_flat, strict=True):
-            if tuple(np.shape(g)) != tuple(w.shape) or jnp.result_type(g) != w.dtype:
-                raise ValueError(f"fit: train_state.{part} {name} is {jnp.result_type(g)}"
-                                 f"{list(np.shape(g))}, expected {w.dtype}{list(w.shape)}")
-
-
-def _check_labels_against_model(model: Model, ts: TrainState, x: Array, t: Array,
-                                name: str) -> None:
-    """Trace the model on x's shape (no compute) and check that the labels t fit its scores."""
-    scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], ts.params, ts.state, x)
-    check_labels(f"fit ({name} data)", t, jax.ShapeDtypeStruct(scores.shape, scores.dtype))
