@@ -50,7 +50,6 @@ from fnn._fit_support import check_data  # public here: fnn.train.check_data
 from fnn.models._model import Model, Params, State
 
 GRADS = ("autodiff", "manual")
-_Run = support.Run  # the run's records and checkpoints (the name tests patch)
 
 
 class TrainState(NamedTuple):
@@ -289,7 +288,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
                   for p, _ in jax.tree_util.tree_flatten_with_path(ts.params)[0]]
 
     evaluate = _cached_evaluate(model, batch_size=eval_batch_size, mesh=mesh)
-    run = _Run(checkpoint_dir, keep, key, config)
+    run = support.Run(checkpoint_dir, keep, key, config)
     if ckpt is not None:
         run.restore(ckpt)
     n_epochs = math.ceil(steps / per_epoch)

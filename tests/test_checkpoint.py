@@ -16,6 +16,7 @@ import optax
 import pytest
 
 from fnn import checkpoint, train
+from fnn._fit_support import Run
 from fnn.models import mlp
 
 from .test_train import _blobs
@@ -121,7 +122,7 @@ def test_fit_resume_refuses_other_settings(tmp_path):
 
 def test_ctrl_c_writes_a_checkpoint_then_reraises(tmp_path, monkeypatch):
     data = _blobs()
-    real, calls = train._Run.record, []
+    real, calls = Run.record, []
 
     def record(self, *args):  # Ctrl-C right after epoch 2 was recorded (every=5: nothing saved yet)
         real(self, *args)
@@ -129,11 +130,11 @@ def test_ctrl_c_writes_a_checkpoint_then_reraises(tmp_path, monkeypatch):
         if self.epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train._Run, "record", record)
+    monkeypatch.setattr(Run, "record", record)
     with pytest.warns(UserWarning, match="interrupted after epoch 2"), pytest.raises(KeyboardInterrupt):
         train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, checkpoint_dir=tmp_path, every=5, **KW)
     assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["ckpt-000002.json"]
-    monkeypatch.setattr(train._Run, "record", real)
+    monkeypatch.setattr(Run, "record", real)
     ts, _ = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, checkpoint_dir=tmp_path,
                       resume=True, **KW)
     ref, _ = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, **KW)
