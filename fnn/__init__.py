@@ -4,10 +4,12 @@
     init        weight initialisers (ch6.2)                layers     forward/backward pairs (ch5-7, DLFS2 ch5-6)
     models      init/apply/manual_grad bundles (Model)     optim      the book's optimizers as optax transforms (ch6.1)
     data        MNIST, embedded digits, IDX, the books' weights   train   the jitted step, epochs, fit
+    multi       fit_many: M models (seeds, hyper-parameters) in one vmapped program, fit with a model axis
 """
 
 __version__ = "0.1.0"
 
-from fnn import data, functions, gradient, init, layers, models, optim, train  # noqa: E402
+from fnn import data, functions, gradient, init, layers, models, multi, optim, train  # noqa: E402
 
-__all__ = ["data", "functions", "gradient", "init", "layers", "models", "optim", "train", "__version__"]
+__all__ = ["data", "functions", "gradient", "init", "layers", "models", "multi", "optim", "train",
+           "__version__"]

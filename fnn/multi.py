@@ -6,6 +6,13 @@ Where they share their shapes, `fit_many` trains them all at once::
 
     fit_many(model, optimizer, (x, t), keys, hparams=hp, epochs=E, batch_size=B, eval_data=...)
 
+This is `fnn.train.fit` with a leading model axis: given `fit`'s data, and no hyper-parameters,
+it trains M seeds of one model and returns `fit`'s history with an axis M in front::
+
+    keys = jax.vmap(jax.random.key)(jnp.arange(16))          # model m is fit(key=jax.random.key(m))
+    ts, h = fit_many(cnn.simple_convnet(), adam(1e-3), ((x, t), (xt, tt)), keys, epochs=E)
+    h["test_acc"]                                             # (16, E)
+
 * ``keys`` (M,): one `jax.random` key per model, M models. Model m does exactly what
   ``fnn.train.fit(..., key=keys[m])`` does: its init key and run key come from splitting its key,
   epoch e (1, 2, ...) shuffles and draws dropout masks from ``fold_in(run_key, e)``, and each epoch
@@ -19,10 +26,19 @@ Where they share their shapes, `fit_many` trains them all at once::
 The whole run, E epochs of scanned steps plus the evaluations after each epoch, for all M models,
 is one `jax.jit` of `jax.vmap` of a `lax.scan`: one compilation, no host round trip. The data is
 shared (not copied per model). Shapes: M models, E epochs, S steps an epoch (``N // B``).
+
+Speed (``scripts/bench_vmap.py`` measures it): one program instead of M is one compilation and,
+where one model leaves the device idle (a GPU, small models), up to M times the samples a second
+(an H100 measured ~12-15x for the MLP at M = 16, ~1.4-2x for SimpleConvNet); on 2 CPU cores a
+batch-100 step already keeps the cores busy and M models together take about as long as M one
+after the other. There, prefer the conv nets' im2col path (``conv=
+"im2col"``): `vmap` turns ``lax.conv``, whose kernels then differ per model, into a grouped
+convolution that XLA:CPU runs several times slower than M separate ones.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -95,17 +111,37 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
              num_batches: int | None = None, grad: str = "autodiff",
              eval_data: Mapping[str, tuple[Array, Array]] | None = None,
              eval_batch_size: int = 1000):
-    """Train M models at once on ``data = (x_train, t_train)``, one per key (see the module docstring).
+    """Train M models at once, one per key (see the module docstring): `fnn.train.fit` with a
+    leading model axis.
 
+    `data` is ``(x_train, t_train)``, or `fit`'s ``((x_train, t_train), (x_test, t_test))``.
     `epochs` epochs of ``num_batches`` (default ``N // batch_size``) steps each. After every epoch,
-    each set of `eval_data` (e.g. ``{"train": (x, t), "val": (xv, tv)}``) is evaluated in eval mode.
+    each set of `eval_data` (e.g. ``{"train": (x, t), "val": (xv, tv)}``) is evaluated in eval
+    mode; with `fit`'s form of `data` the default `eval_data` is ``{"train": ..., "test": ...}``.
+    `hparams` may be None (every model the same but for its key: M seeds).
 
     Returns ``(train_states, history)``: the `fnn.train.TrainState` of every model stacked on a
-    leading axis M, and a dict of arrays: ``step_loss`` (M, E*S) every step's mini-batch loss,
-    ``finite`` (M, E) whether every step of that epoch was finite (a refused step leaves the model
-    as it was, `fnn.train.make_step`), and ``<name>_loss``, ``<name>_acc`` (M, E) per eval set.
+    leading axis M, and a dict whose arrays all have a leading axis M (`index` takes model m's):
+
+    * ``step_loss`` (M, E*S) every step's mini-batch loss; ``finite`` (M, E) whether every step of
+      that epoch was finite (a refused step leaves the model as it was, `fnn.train.make_step`);
+    * ``epoch``, ``step`` (M, E) as in `fit` (1, 2, ... and the steps done after each epoch);
+    * ``<name>_loss``, ``<name>_acc`` (M, E) per eval set, except that with `fit`'s form of `data`
+      ``train_loss`` is what `fit` reports: the epoch's mean mini-batch loss (the "train" set is
+      evaluated for its accuracy, as `fit` does);
+    * ``seconds`` (training and evaluation, compilation excluded) and ``compile_seconds``
+      (tracing and compiling the one program): floats, for all M models together.
+
+    With `fit`'s form of `data`, model m's history holds `fit`'s fields with `fit`'s meanings
+    (``fit(..., key=keys[m])`` gives the same numbers, as arrays instead of lists).
     """
-    x, t = data
+    fit_form = isinstance(data, (tuple, list)) and len(data) == 2 and all(
+        isinstance(d, (tuple, list)) for d in data)
+    if fit_form:
+        (x, t), test = data
+        eval_data = {"train": (x, t), "test": tuple(test), **dict(eval_data or {})}
+    else:
+        x, t = data
     check_data("fit_many", "train", x, t)
     eval_data = dict(eval_data or {})
     for name, (xe, te) in eval_data.items():
@@ -119,13 +155,25 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
     if batch_size > x.shape[0]:
         raise ValueError(f"fit_many: batch_size is {batch_size}, larger than the training set "
                          f"({x.shape[0]} samples)")
+    S = x.shape[0] // batch_size if num_batches is None else num_batches
     run = make_fit_many(model, optimizer, epochs=epochs, batch_size=batch_size,
                         num_batches=num_batches, grad=grad, eval_names=tuple(eval_data),
                         eval_batch_size=eval_batch_size)
-    return run(keys, hparams, jnp.asarray(x), jnp.asarray(t),
-               tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
+    args = (keys, hparams, jnp.asarray(x), jnp.asarray(t),
+            tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
+    t0 = time.perf_counter()
+    compiled = run.lower(*args).compile()
+    t1 = time.perf_counter()
+    train_states, history = jax.block_until_ready(compiled(*args))
+    t2 = time.perf_counter()
+    epoch = jnp.broadcast_to(jnp.arange(1, epochs + 1), (M, epochs))
+    history.update(epoch=epoch, step=epoch * S, seconds=t2 - t1, compile_seconds=t1 - t0)
+    if fit_form:
+        history["train_loss"] = history["step_loss"].reshape(M, epochs, S).mean(-1)
+    return train_states, history
 
 
 def index(tree: Any, m: int) -> Any:
-    """Model m's slice of a stacked pytree (a `fit_many` train state or history)."""
-    return jax.tree_util.tree_map(lambda a: a[m], tree)
+    """Model m's slice of a stacked pytree (a `fit_many` train state or history); leaves without
+    a model axis (the history's ``seconds``, Python floats) stay as they are."""
+    return jax.tree_util.tree_map(lambda a: a[m] if jnp.ndim(a) else a, tree)

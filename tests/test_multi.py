@@ -59,3 +59,24 @@ def test_bad_arguments_are_named():
         multi.fit_many(m, optim.sgd(0.1), (x, t), jax.random.key(0), epochs=1)
     with pytest.raises(ValueError, match="fit_many: batch_size is 100, larger than the training set"):
         multi.fit_many(m, optim.sgd(0.1), (x, t), keys, epochs=1)
+
+
+def test_seeds_with_fits_data_give_fits_history():
+    """fit's data form, no hyper-parameters: model m's history is fit(key=keys[m])'s, field by field."""
+    x, t = _data()
+    xt, tt = _data(N=15)
+    m = mlp.model(5, [6], 3, dtype=jnp.float64)
+    keys = jax.vmap(jax.random.key)(jnp.arange(3))
+    data = ((x, t), (xt, tt))
+    ts, h = multi.fit_many(m, optim.adam(0.01), data, keys, epochs=3, batch_size=10)
+    assert h["test_acc"].shape == (3, 3) and h["train_loss"].shape == (3, 3)
+    assert h["compile_seconds"] > 0 and h["seconds"] > 0
+    i = 2
+    _, h1 = fit(m, optim.adam(0.01), data, key=jax.random.key(i), epochs=3, batch_size=10,
+                progress=False)
+    hi = multi.index(h, i)
+    assert hi["seconds"] == h["seconds"]
+    for k in ("epoch", "step"):
+        np.testing.assert_array_equal(hi[k], h1[k])
+    for k in ("train_loss", "train_acc", "test_loss", "test_acc", "step_loss"):
+        np.testing.assert_allclose(hi[k], h1[k], rtol=1e-12, err_msg=k)
