@@ -8,13 +8,20 @@ Layout. At the API everything is the book's: images NCHW ``(N, C, H, W)``, filte
 matrix. Inside, XLA:CPU is ~3x faster in NHWC, so the models keep activations ``(N, H, W, C)``
 and call the ``*_nhwc`` functions; the NCHW ones are thin transposing wrappers around them.
 
-Two implementations of the same convolution:
+Two kernels compute the same equations (``impl``; a model's ``conv``):
 
-* the book's: `im2col` (FH*FW static strided slices of the padded input, no loop over output
-  positions), one matmul, and the hand-written backward ``dW = col^T dout``, ``dcol = dout W^T``,
-  `col2im` (DLFS1 §7.4.3). This is `convolution` / `convolution_nhwc`, the "manual" gradient path,
-  and on XLA:CPU also the fastest one for small filter banks.
-* `conv2d` / `conv2d_nhwc` on ``lax.conv_general_dilated``, for the autodiff path.
+* "im2col", the book's: `im2col` (FH*FW static strided slices of the padded input, no loop over
+  output positions), one matmul, and the hand-written backward ``dW = col^T dout``,
+  ``dcol = dout W^T``, `col2im` (DLFS1 §7.4.3);
+* "lax": the same three products as XLA convolutions without a column matrix (`lax_forward`,
+  `lax_dx`, `lax_dW`), all in the NHWC/HWIO layout that XLA:CPU runs on its fast kernel.
+
+"auto" (`choose_impl`) takes im2col for layers with fewer than 4 input channels and lax elsewhere.
+Measured on XLA:CPU (one thread, batch 100): im2col wins where the column matrix is narrow (a
+1-channel first layer: 0.5 ms against 5.5 ms forward), and loses on DeepConvNet's 16–64-channel
+layers, where building the column matrices is memory-bound (its weight gradients: 175 ms im2col,
+65 ms lax). `convolution` / `convolution_nhwc` is the layer (forward/backward pair, the manual
+gradient path) on either kernel; `conv2d` / `conv2d_nhwc` is the function for ``jax.grad``.
 
 Both agree to rounding (tests/layers/test_conv.py, float64).
 """
@@ -163,17 +170,93 @@ def col2im(col: Array, input_shape: tuple[int, ...], filter_h: int, filter_w: in
 
 
 # --------------------------------------------------------------------------------------------
+# The same equations on XLA's convolution kernel
+# --------------------------------------------------------------------------------------------
+
+IMPLS = ("im2col", "lax")
+"""The kernels that compute the convolution's equations; "auto" (`choose_impl`) picks per layer."""
+
+_DN = ("NHWC", "HWIO", "NHWC")  # the only layout XLA:CPU hands to its fast convolution kernel
+
+
+def _split_pad(pad: int) -> tuple[int, int]:
+    """(outer, inner): all but one ring of zeros is added with ``jnp.pad``, the last by the conv.
+
+    XLA:CPU's weight gradient of a convolution padded by 2 inside is pathologically slow (measured
+    228 ms against 20 ms for DeepConvNet's fourth layer), so only one ring stays inside.
+    """
+    inner = min(pad, 1)
+    return pad - inner, inner
+
+
+def lax_forward(x: Array, W: Array, stride: int, pad: int) -> Array:
+    """y = x ⋆ W, the forward equation (DLFS1 §7.2.2; ``im2col(x) · W_col`` of §7.4.3) on XLA's
+    convolution. x (N, H, W, C), W (FN, C, FH, FW) -> (N, OH, OW, FN), without the bias."""
+    outer, inner = _split_pad(pad)
+    return lax.conv_general_dilated(pad_hw(x, outer), W.transpose(2, 3, 1, 0), (stride, stride),
+                                    ((inner, inner), (inner, inner)), dimension_numbers=_DN)
+
+
+def lax_dx(dout: Array, W: Array, x_shape: tuple[int, ...], stride: int, pad: int) -> Array:
+    """dx = col2im(dout · W_col^T) (DLFS1 §7.4.3) as one convolution, no column matrix.
+
+    Every input pixel collects dout from the outputs whose window covers it, weighted by the
+    filter tap that joined them: dout (N, OH, OW, FN), dilated by the stride, correlated with the
+    filters flipped in (FH, FW) and transposed to (FN -> C). Returns (N, H, W, C) = x_shape.
+    """
+    FN, C, FH, FW = W.shape
+    N, H, W_, _ = x_shape
+    OH, OW = dout.shape[1], dout.shape[2]
+    crop = 0 if pad <= min(FH, FW) - 1 else pad  # else: dx of the padded input, border cut off
+    p = pad - crop
+    padding = ((FH - 1 - p, H + 2 * crop - 1 - (OH - 1) * stride + p),
+               (FW - 1 - p, W_ + 2 * crop - 1 - (OW - 1) * stride + p))
+    Wt = jnp.flip(W, (2, 3)).transpose(2, 3, 0, 1)  # (FH, FW, FN, C): HWIO with I = FN, O = C
+    dx = lax.conv_general_dilated(dout, Wt, (1, 1), padding, lhs_dilation=(stride, stride),
+                                  dimension_numbers=_DN)
+    return dx[:, crop:crop + H, crop:crop + W_, :]
+
+
+def lax_dW(x: Array, dout: Array, FH: int, FW: int, stride: int, pad: int) -> Array:
+    """dW = col^T · dout (DLFS1 §7.4.3) as one convolution, no column matrix: (FN, C, FH, FW).
+
+    ``dW[f, c, i, j] = sum over n, oh, ow of xp[n, oh*S + i, ow*S + j, c] * dout[n, oh, ow, f]`` is
+    a convolution with batch and channels exchanged: x^T (C, H, W, N), a batch of C images with N
+    channels, correlated with dout^T (OH, OW, N, FN) as FN filters of OH x OW (dilated by S).
+    """
+    outer, inner = _split_pad(pad)
+    xt = pad_hw(x, outer).transpose(3, 1, 2, 0)  # (C, H + 2*outer, W + 2*outer, N)
+    g = lax.conv_general_dilated(xt, dout.transpose(1, 2, 0, 3), (1, 1), ((inner, inner),) * 2,
+                                 rhs_dilation=(stride, stride), dimension_numbers=_DN)
+    return g[:, :FH, :FW, :].transpose(3, 0, 1, 2)  # (C, >=FH, >=FW, FN) -> (FN, C, FH, FW)
+
+
+def choose_impl(impl: str, C: int) -> str:
+    """The kernel for the convolution (DLFS1 §7.4.3) of a layer with C input channels.
+
+    `impl` itself, or for "auto": "im2col" when C < 4 (its column matrix is then narrow, FH*FW*C,
+    and XLA's kernel, which vectorises over channels, is 10x slower: 5.5 vs 0.5 ms for a 1-channel
+    3x3 forward), "lax" otherwise.
+    """
+    if impl not in (*IMPLS, "auto"):
+        raise ValueError(f"convolution: impl is {impl!r}, expected one of {(*IMPLS, 'auto')}")
+    return impl if impl != "auto" else ("im2col" if C < 4 else "lax")
+
+
+# --------------------------------------------------------------------------------------------
 # Convolution layer (DLFS1 §7.4.3, Convolution)
 # --------------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["col"],
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["col", "x"],
                    meta_fields=["x_shape", "stride", "pad"])
 @dataclasses.dataclass(frozen=True)
 class ConvCache:
-    """What Convolution's forward keeps: col (N, OH, OW, FH*FW*C) and the static shape/stride/pad."""
+    """What Convolution's forward keeps: col (N, OH, OW, FH*FW*C) for the im2col kernel, or the
+    input x (N, H, W, C) for the lax kernel (the other is None), and the static shape/stride/pad."""
 
-    col: Array
+    col: Array | None
+    x: Array | None
     x_shape: tuple[int, ...]
     stride: int
     pad: int
@@ -197,43 +280,56 @@ def filters_as_matrix(W: Array) -> Array:
     return W.transpose(2, 3, 1, 0).reshape(FH * FW * C, FN)
 
 
-def _convolution_nhwc_forward(params: Params, x: Array, *, stride: int = 1, pad: int = 0):
+def _convolution_nhwc_forward(params: Params, x: Array, *, stride: int = 1, pad: int = 0,
+                              impl: str = "im2col"):
     """y = im2col(x) · W_col + b (DLFS1 §7.4.3). x (N, H, W, C) -> y (N, OH, OW, FN).
 
-    params: ``{"W": (FN, C, FH, FW), "b": (FN,)}`` (the book's filter layout).
+    params: ``{"W": (FN, C, FH, FW), "b": (FN,)}`` (the book's filter layout). `impl` "im2col"
+    builds the column matrix as the book does; "lax" computes the same product with XLA's
+    convolution (`lax_forward`) and keeps x instead; "auto" picks per `choose_impl`.
     """
     check_ndim("convolution.forward", "x", x, 4, "(N, H, W, C) (NHWC inside a model)")
     FN, C, FH, FW = _check_filters("convolution.forward", params, x.shape[3])
     output_size("convolution.forward", x.shape[1], x.shape[2], FH, FW, stride, pad)
+    b = params["b"].reshape(1, 1, 1, FN)
+    if choose_impl(impl, C) == "lax":
+        y = lax_forward(x, params["W"], stride, pad) + b
+        return y, ConvCache(None, x, tuple(x.shape), stride, pad)
     col = im2col_nhwc(x, FH, FW, stride, pad)  # (N, OH, OW, FH*FW*C)
     N, OH, OW, K = col.shape
     y = col.reshape(N * OH * OW, K) @ filters_as_matrix(params["W"])  # (N*OH*OW, FN)
-    y = y + params["b"].reshape(1, FN)
-    return y.reshape(N, OH, OW, FN), ConvCache(col, tuple(x.shape), stride, pad)
+    return y.reshape(N, OH, OW, FN) + b, ConvCache(col, None, tuple(x.shape), stride, pad)
 
 
 def _convolution_nhwc_backward(params: Params, cache: ConvCache, dout: Array):
     """dW = col^T · dout, db = sum dout, dx = col2im(dout · W_col^T) (DLFS1 §7.4.3).
 
-    dout (N, OH, OW, FN); grads in the book's shapes, dx (N, H, W, C).
+    dout (N, OH, OW, FN); grads in the book's shapes, dx (N, H, W, C). With the lax kernel the
+    same two products are XLA convolutions (`lax_dW`, `lax_dx`).
     """
     W = params["W"]
     FN, C, FH, FW = W.shape
+    db = jnp.sum(dout, axis=(0, 1, 2))
+    if cache.col is None:
+        dW = lax_dW(cache.x, dout, FH, FW, cache.stride, cache.pad)
+        return {"W": dW, "b": db}, lax_dx(dout, W, cache.x_shape, cache.stride, cache.pad)
     N, OH, OW, K = cache.col.shape
     d2 = dout.reshape(N * OH * OW, FN)
     dW = (cache.col.reshape(N * OH * OW, K).T @ d2).reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
     dcol = (d2 @ filters_as_matrix(W).T).reshape(N, OH, OW, K)
     dx = col2im_nhwc(dcol, cache.x_shape, FH, FW, cache.stride, cache.pad)
-    return {"W": dW, "b": jnp.sum(d2, axis=0)}, dx
+    return {"W": dW, "b": db}, dx
 
 
-def _convolution_forward(params: Params, x: Array, *, stride: int = 1, pad: int = 0):
+def _convolution_forward(params: Params, x: Array, *, stride: int = 1, pad: int = 0,
+                         impl: str = "im2col"):
     """The book's Convolution.forward: x (N, C, H, W) -> (N, FN, OH, OW) (DLFS1 §7.4.3).
 
     params ``{"W": (FN, C, FH, FW), "b": (FN,)}``; the cache is a `ConvCache`.
     """
     check_ndim("convolution.forward", "x", x, 4, "(N, C, H, W)")
-    y, cache = _convolution_nhwc_forward(params, x.transpose(0, 2, 3, 1), stride=stride, pad=pad)
+    y, cache = _convolution_nhwc_forward(params, x.transpose(0, 2, 3, 1), stride=stride, pad=pad,
+                                         impl=impl)
     return y.transpose(0, 3, 1, 2), cache
 
 
@@ -244,36 +340,59 @@ def _convolution_backward(params: Params, cache: ConvCache, dout: Array):
 
 
 convolution = Layer(_convolution_forward, _convolution_backward)
-"""NCHW: forward(params, x, *, stride=1, pad=0) -> (y, cache); backward(params, cache, dout)."""
+"""NCHW: forward(params, x, *, stride=1, pad=0, impl="im2col") -> (y, cache); backward(params, cache, dout)."""
 convolution_nhwc = Layer(_convolution_nhwc_forward, _convolution_nhwc_backward)
 """The same layer on NHWC activations (N, H, W, C), the layout the models use inside."""
 
 
 # --------------------------------------------------------------------------------------------
-# The autodiff fast path: lax.conv_general_dilated
+# The autodiff path
 # --------------------------------------------------------------------------------------------
 
 
-def conv2d_nhwc(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0) -> Array:
-    """Convolution on XLA's conv: x (N, H, W, C), W (FN, C, FH, FW), b (FN,) -> (N, OH, OW, FN).
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _lax_conv(x: Array, W: Array, b: Array, stride: int, pad: int) -> Array:
+    return lax_forward(x, W, stride, pad) + b.reshape(1, 1, 1, -1)
 
-    Same numbers as `convolution_nhwc` (DLFS1 §7.2), meant for ``jax.grad``. XLA:CPU's weight
-    gradient of a convolution padded by 2 or more is pathologically slow (measured: 94 ms of a
-    177 ms DeepConvNet step), so all but one ring of padding is added with ``jnp.pad`` first.
+
+def _lax_conv_fwd(x, W, b, stride, pad):
+    return _lax_conv(x, W, b, stride, pad), (x, W, b)
+
+
+def _lax_conv_bwd(stride, pad, res, dout):
+    x, W, b = res
+    grads, dx = _convolution_nhwc_backward({"W": W, "b": b},
+                                           ConvCache(None, x, tuple(x.shape), stride, pad), dout)
+    return dx, grads["W"], grads["b"]
+
+
+_lax_conv.defvjp(_lax_conv_fwd, _lax_conv_bwd)
+
+
+def conv2d_nhwc(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0,
+                impl: str = "lax") -> Array:
+    """Convolution for ``jax.grad``: x (N, H, W, C), W (FN, C, FH, FW), b (FN,) -> (N, OH, OW, FN).
+
+    The numbers of `convolution_nhwc` (DLFS1 §7.2). With the "lax" kernel (or "auto" choosing it)
+    the gradient is a ``jax.custom_vjp``: `convolution_nhwc`'s backward on the lax kernel, the
+    transposed convolutions written out in XLA:CPU's canonical layout. ``jax.grad`` of a plain
+    ``lax.conv_general_dilated`` gives the same numbers, but its weight gradient is a
+    convolution in a non-canonical layout that XLA:CPU only rewrites for its fast kernel outside
+    loops: inside `lax.scan` (an epoch) it runs on a generic loop emitter, measured 40-70x slower.
+    With "im2col", ``jax.grad`` differentiates the book's im2col forward.
     """
     check_ndim("conv2d", "x", x, 4, "(N, H, W, C)")
     FN, C, FH, FW = _check_filters("conv2d", {"W": W, "b": b}, x.shape[3])
     output_size("conv2d", x.shape[1], x.shape[2], FH, FW, stride, pad)
-    inner = min(pad, 1)
-    x = pad_hw(x, pad - inner)
-    y = lax.conv_general_dilated(x, W.transpose(2, 3, 1, 0), (stride, stride),
-                                 ((inner, inner), (inner, inner)),
-                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + b.reshape(1, 1, 1, FN)
+    if choose_impl(impl, C) == "im2col":
+        return convolution_nhwc.forward({"W": W, "b": b}, x, stride=stride, pad=pad)[0]
+    return _lax_conv(x, W, b, stride, pad)
 
 
-def conv2d(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0) -> Array:
+def conv2d(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0,
+           impl: str = "lax") -> Array:
     """`conv2d_nhwc` with the book's layout: x (N, C, H, W) -> (N, FN, OH, OW) (DLFS1 §7.2)."""
     check_ndim("conv2d", "x", x, 4, "(N, C, H, W)")
     check_floating("conv2d", "x", x)
-    return conv2d_nhwc(x.transpose(0, 2, 3, 1), W, b, stride=stride, pad=pad).transpose(0, 3, 1, 2)
+    y = conv2d_nhwc(x.transpose(0, 2, 3, 1), W, b, stride=stride, pad=pad, impl=impl)
+    return y.transpose(0, 3, 1, 2)

@@ -82,8 +82,13 @@ def _pooling_nhwc_backward(params: Params, cache: PoolCache, dout: Array):
     N, H, W, C = cache.x.shape
     PH, PW, S, P = cache.pool_h, cache.pool_w, cache.stride, cache.pad
     OH, OW = cache.out.shape[1], cache.out.shape[2]
-    if cache.mode == "max":
+    tiles = S == PH == PW and P == 0  # non-overlapping windows (the book's 2x2, stride 2)
+    if tiles:  # window cell (i, j) of every window: a strided view of x (N, OH, OW, C)
+        x6 = cache.x[:, :OH * PH, :OW * PW, :].reshape(N, OH, PH, OW, PW, C)
+        parts = [x6[:, :, i, :, j, :] for i in range(PH) for j in range(PW)]
+    else:
         parts = patches(pad_hw(cache.x, P), PH, PW, S, OH, OW)
+    if cache.mode == "max":
         taken = jnp.zeros(dout.shape, bool)
         dparts = []
         for part in parts:  # the book's argmax: the first maximum in (ph, pw) order wins
@@ -93,6 +98,10 @@ def _pooling_nhwc_backward(params: Params, cache: PoolCache, dout: Array):
     else:
         share = dout / (PH * PW)
         dparts = [share] * (PH * PW)
+    if tiles:  # the views put back side by side: one pass, and zeros for rows/columns no window saw
+        rows = [jnp.stack(dparts[i * PW:(i + 1) * PW], axis=3) for i in range(PH)]
+        dx = jnp.stack(rows, axis=2).reshape(N, OH * PH, OW * PW, C)  # (N, OH, PH, OW, PW, C)
+        return NO_PARAMS, jnp.pad(dx, ((0, 0), (0, H - OH * PH), (0, W - OW * PW), (0, 0)))
     dxp = unpatches(dparts, (N, H + 2 * P, W + 2 * P, C), PH, PW, S)
     return NO_PARAMS, dxp[:, P:P + H, P:P + W, :]
 

@@ -30,38 +30,42 @@ def batch(input_dim, classes, N=3, seed=0):
 
 
 def small(name):
-    """The small model on both forwards, its params, a batch and a dropout key, float64."""
+    """The small model on every conv kernel: its params, and per kernel the jitted loss and the
+    book's backprop, on one batch with one dropout key, float64."""
     make, input_dim, classes = SMALL[name]
-    m_lax, m_im2col = make("lax"), make("im2col")
-    params, state = m_lax.init(jax.random.key(1))
+    models = {conv: make(conv) for conv in cnn.CONV_CHOICES}
+    params, state = models["lax"].init(jax.random.key(1))
     x, t = batch(input_dim, classes)
     key = jax.random.key(2)  # the same dropout masks for every path
-    f = jax.jit(lambda p: m_lax.loss(p, state, x, t, key=key)[0])
-    f_im2col = jax.jit(lambda p: m_im2col.loss(p, state, x, t, key=key)[0])
-    manual = jax.jit(lambda p: m_im2col.manual_grad(p, state, x, t, key=key)[1])
-    return params, f, f_im2col, manual
+    f = {conv: jax.jit(lambda p, m=m: m.loss(p, state, x, t, key=key)[0]) for conv, m in models.items()}
+    manual = {conv: jax.jit(lambda p, m=m: m.manual_grad(p, state, x, t, key=key)[1])
+              for conv, m in models.items()}
+    return params, f, manual
 
 
 @pytest.mark.parametrize("name", ["simple_convnet",
                                   pytest.param("deep_convnet", marks=pytest.mark.slow),
                                   pytest.param("lenet5", marks=pytest.mark.slow)])
 def test_manual_grad_matches_autodiff(name):
-    """The book's backprop vs jax.grad of the lax forward and of the im2col forward."""
-    params, f, f_im2col, manual = small(name)
-    g_manual = manual(params)
-    for g in (jax.jit(jax.grad(f))(params), jax.jit(jax.grad(f_im2col))(params)):
-        jax.tree_util.tree_map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), g, g_manual)
-    np.testing.assert_allclose(f(params), f_im2col(params), rtol=1e-12)
+    """The book's backprop on each kernel (im2col, lax, auto) vs jax.grad of each kernel's loss,
+    and vs jax.grad of the im2col forward itself: all the same numbers."""
+    params, f, manual = small(name)
+    want = jax.jit(jax.grad(f["im2col"]))(params)
+    for conv in cnn.CONV_CHOICES:
+        for g in (manual[conv](params), jax.jit(jax.grad(f[conv]))(params)):
+            jax.tree_util.tree_map(
+                lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), g, want)
+        np.testing.assert_allclose(f[conv](params), f["im2col"](params), rtol=1e-12)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SMALL)
 def test_three_way_gradient(name):
-    """Backprop vs jax.grad (lax forward) vs central differences, in training mode (DLFS1 §5.7.3)."""
-    params, f, _, manual = small(name)
+    """Backprop ("auto" kernels) vs jax.grad (lax kernel) vs central differences, in training mode
+    (DLFS1 §5.7.3)."""
+    params, f, manual = small(name)
     with jax.numpy_rank_promotion("allow"):  # fnn.gradient broadcasts (n,) + (k, n)
-        errors = gradient_check(manual, f, params)
+        errors = gradient_check(manual["auto"], f["lax"], params)
     assert max_error(errors["manual_vs_autodiff"]) < 1e-7, errors
     assert max_error(errors["manual_vs_numerical"]) < 1e-5, errors
 
@@ -148,7 +152,7 @@ def test_errors():
 
 @pytest.mark.slow
 @pytest.mark.data
-@pytest.mark.parametrize("conv", cnn.CONV_IMPLS)
+@pytest.mark.parametrize("conv", cnn.CONV_CHOICES)
 @pytest.mark.parametrize("name,accuracy", [("simple_convnet", 0.9600), ("deep_convnet", 0.9797)])
 def test_book_weights_reproduce_the_books_accuracy(data_dir, name, accuracy, conv):
     """The book's trained pickles give exactly the book's test accuracy: a layout check of filters
