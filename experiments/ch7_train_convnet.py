@@ -2,9 +2,9 @@
 
 The book's SimpleConvNet (ch07/train_convnet.py): conv 30@5x5 - ReLU - pool 2x2 - affine 100 -
 ReLU - affine 10, weights N(0, 0.01^2), trained with Adam (learning rate 0.001) on mini-batches
-of 100 for 20 epochs. The gradient is the book's backprop through im2col (``--grad manual``, the
-default; on XLA:CPU also the fast path) or ``jax.grad`` of the lax.conv forward (``--grad
-autodiff``).
+of 100 for 20 epochs. The gradient is the book's backprop (``--grad manual``, the default) or
+``jax.grad`` (``--grad autodiff``); both run the model's default kernel, the book's im2col for its
+one-channel input layer (`fnn.layers.conv.choose_impl`).
 
 Full mode: full MNIST, 20 epochs; the book reaches a test accuracy of about 0.99 (0.985 or more
 expected here). Quick mode (``--quick``): the embedded digits upsampled to 28x28, 15 epochs.
@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
               "epochs": args.epochs or (15 if args.quick else 20), "grad": args.grad,
               "train_size": int(x_train.shape[0]), "test_size": int(x_test.shape[0])}
 
-    model = cnn.simple_convnet(conv="im2col")  # lax.conv steps are slow in fit's scan (XLA:CPU)
+    model = cnn.simple_convnet()
     key = jax.random.key(args.seed)
     before = np.asarray(model.init(jax.random.split(key)[0])[0]["W1"])  # fit's init key
     with ex.Timer() as timer:

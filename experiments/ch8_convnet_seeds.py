@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
               "train_size": int(x_train.shape[0]), "test_size": int(x_test.shape[0])}
     config["steps_per_model"] = config["epochs"] * (config["train_size"] // config["batch_size"])
 
-    model = cnn.simple_convnet(conv="im2col")  # the fast path on XLA:CPU, as in ch7_train_convnet
+    model = cnn.simple_convnet()  # conv="auto": im2col for the one-channel input, vmap-friendly
     keys = jax.vmap(jax.random.key)(args.seed + jnp.arange(args.seeds))  # (M,)
     print(f"{NAME}: {args.seeds} x SimpleConvNet, {config['epochs']} epochs of "
           f"{config['train_size']} {config['data']} images, one program (compiling...)", flush=True)

@@ -3,11 +3,10 @@
 The book's DeepConvNet (ch08/deep_convnet.py, train_deepnet.py): six 3x3 convolutions
 16-16-32-32-64-64 with ReLU and a 2x2 max pool after every second one, affine 50 - ReLU -
 dropout 0.5 - affine 10 - dropout 0.5, He initialisation; Adam (learning rate 0.001), mini-batches
-of 100, 20 epochs. The gradient is the book's backprop through im2col (``--grad manual``, the
-default) or ``jax.grad`` (``--grad autodiff``).
-Both paths run the book's im2col forward (``conv="im2col"``): XLA:CPU runs a ``lax.conv``
-training step inside ``fit``'s scanned epoch about 40x slower than the same step jitted alone
-(measured: 4.2 s vs 0.09 s a DeepConvNet step), so the lax forward is left to evaluation.
+of 100, 20 epochs. The gradient is the book's backprop (``--grad manual``, the
+default) or ``jax.grad`` (``--grad autodiff``), both on the model's default kernels
+(``conv="auto"``: the book's im2col for the one-channel first layer, the same equations as XLA
+convolutions for the 16-64-channel ones, `fnn.layers.conv.choose_impl`).
 
 Full mode: full MNIST, 20 epochs (the book: test accuracy about 0.993–0.994; about 20–40 minutes
 on 2 CPU cores). Quick mode (``--quick``): the embedded digits upsampled to 28x28, 8 epochs.
@@ -74,13 +73,12 @@ def main(argv=None) -> dict:
               "epochs": 0 if args.pretrained else args.epochs or (8 if args.quick else 20),
               "grad": args.grad, "pretrained": args.pretrained,
               "train_size": int(x_train.shape[0]), "test_size": int(x_test.shape[0])}
-    conv = "im2col"  # see the module docstring: lax.conv steps are slow inside fit's scan
     history = None
     with ex.Timer() as timer:
         if args.pretrained:
-            model, params = cnn.book_pretrained("deep_convnet", conv=conv)
+            model, params = cnn.book_pretrained("deep_convnet")
         else:
-            model = cnn.deep_convnet(conv=conv)
+            model = cnn.deep_convnet()
             ts, history = fit(model, adam(config["learning_rate"]), data,
                               key=jax.random.key(args.seed), epochs=config["epochs"],
                               batch_size=config["batch_size"], grad=args.grad,

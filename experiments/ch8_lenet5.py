@@ -3,8 +3,8 @@
 LeNet-5: conv 6@5x5 (padded by 2, so a 28x28 digit is the paper's 32x32 input) - pool - conv
 16@5x5 - pool - affine 120 - affine 84 - affine 10, with ReLU and max pooling as DLFS1 §7.7.1
 describes today's version (``--classic``: tanh and average pooling, closer to the paper). He
-initialisation, Adam (learning rate 0.001), mini-batches of 100; the book's backprop through
-im2col (``--grad manual``, default) or ``jax.grad`` (``--grad autodiff``).
+initialisation, Adam (learning rate 0.001), mini-batches of 100; the book's backprop
+(``--grad manual``, default) or ``jax.grad`` (``--grad autodiff``), on the default kernels.
 
 Full mode: 10 epochs on full MNIST (expected test accuracy about 0.99), then on Fashion-MNIST when
 its files are present (about 0.89–0.90). Quick mode (``--quick``): 15 epochs on the embedded
@@ -40,8 +40,7 @@ def main(argv=None) -> dict:
               "optimizer": "Adam", "learning_rate": 0.001, "batch_size": 100,
               "epochs": args.epochs or (15 if args.quick else 10), "grad": args.grad}
     model = cnn.lenet5(activation="tanh" if args.classic else "relu",
-                       pool="avg" if args.classic else "max",
-                       conv="im2col")
+                       pool="avg" if args.classic else "max")
     metrics, histories, lines = {}, {}, []
     with ex.Timer() as timer:
         for name in names:

@@ -14,8 +14,8 @@ at the issue's sizes, on random inputs of the right shapes:
 by these implementations ("impls"), all in this one process:
 
     fnn_manual, fnn_autodiff     `fnn.train.make_step` (the book's backprop / ``jax.grad``), one
-                                 ``jax.jit`` call a step, the train state donated. For the conv nets
-                                 the autodiff path is the models' ``conv="lax"`` forward.
+                                 ``jax.jit`` call a step, the train state donated. The conv nets
+                                 run their default kernels (``conv="auto"``) on both paths.
     fnn_manual_scan, ..._scan    K steps a call: `fnn.train.make_epoch` (shuffle + ``lax.scan``
                                  over K mini-batches; the LMs: `fnn.lm.make_lm_steps`), what
                                  `fnn.train.fit` runs. K = `SCAN_STEPS`.
@@ -78,9 +78,10 @@ def _set_threads_from_argv(argv: list[str]) -> None:
         return
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = n
-    if n == "1":
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-                                   " intra_op_parallelism_threads=1").strip()
+    if n == "1":  # XLA's convolution kernels use its thread pool whatever the flags: pin to one core
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 _set_threads_from_argv(sys.argv)
@@ -247,18 +248,17 @@ def _import(module: str):
 
 
 def fnn_model(model: str, cfg: dict, grad: str):
-    """The fnn `Model` for `model` (the conv nets' autodiff path on their ``conv="lax"`` forward)."""
+    """The fnn `Model` for `model` (the conv nets with their default kernels, ``conv="auto"``)."""
     if model == "mlp":
         return _import("fnn.models.mlp").model(cfg["input"], cfg["hidden"], cfg["classes"])
     if model in ("simple_convnet", "deep_convnet"):
         cnn = _import("fnn.models.cnn")
-        conv = "lax" if grad == "autodiff" else "im2col"
         try:
             if model == "simple_convnet":
                 cp = {"filter_num": cfg["filters"], "filter_size": cfg["fsize"], "pad": 0, "stride": 1}
-                return cnn.simple_convnet(cfg["input_chw"], cp, cfg["hidden"], cfg["classes"], conv=conv)
+                return cnn.simple_convnet(cfg["input_chw"], cp, cfg["hidden"], cfg["classes"])
             return cnn.deep_convnet(cfg["input_chw"], cfg["hidden"], cfg["classes"],
-                                    filter_nums=cfg["filters"], conv=conv)
+                                    filter_nums=cfg["filters"])
         except AttributeError as e:
             raise UnavailableError(f"fnn.models.cnn has no {model} yet ({e})") from e
     rnnlm = _import("fnn.models.rnnlm")
