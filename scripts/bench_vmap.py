@@ -16,8 +16,8 @@ evaluation, for
 
 A call also initialises its models and shuffles the epoch's samples (part of every fit_many run;
 small next to `--steps` steps). The gradient paths ("grads"), as in `scripts/bench.py`: ``manual``
-(the book's backprop; SimpleConvNet on its im2col forward, the fast path on XLA:CPU) and
-``autodiff`` (``jax.grad``; SimpleConvNet on its ``lax.conv`` forward).
+(the book's backprop) and ``autodiff`` (``jax.grad``), both on the models' default kernels
+(``conv="auto"``: SimpleConvNet's one-channel input takes the book's im2col).
 
 How: each program is compiled first (``compile_s``: trace + compile, from ``lower().compile()``),
 run once, then `--repeats` rounds time k1, kK and loop_kK in turn (order alternating), each ending
