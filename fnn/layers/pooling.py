@@ -14,7 +14,7 @@ exactly the book's ``argmax`` (DLFS1 §7.4.4). Where a window holds several equa
 ``jax.grad`` of the fast path instead splits dout equally among them; both are valid
 subgradients and agree wherever the maximum is unique.
 
-The layer runs on FH*FW static strided views (`fnn.layers.conv.patches`) with a mask backward:
+The layer runs on FH*FW static strided views (`fnn.layers.im2col.patches`) with a mask backward:
 no ``reduce_window``, whose gradient XLA:CPU lowers to a slow scatter.
 """
 
@@ -28,8 +28,8 @@ import jax.numpy as jnp
 from jax import Array, lax
 
 from fnn._checks import check_ndim
-from fnn.layers.conv import output_size, pad_hw, patches, unpatches
 from fnn.layers.core import NO_PARAMS, Layer, Params
+from fnn.layers.im2col import output_size, pad_hw, patches, unpatches
 
 MODES = ("max", "avg")
 
