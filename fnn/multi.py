@@ -29,11 +29,11 @@ shared (not copied per model). Shapes: M models, E epochs, S steps an epoch (``N
 
 Speed (``scripts/bench_vmap.py`` measures it): one program instead of M is one compilation and,
 where one model leaves the device idle (a GPU, small models), up to M times the samples a second
-(an H100 measured ~12-15x for the MLP at M = 16, ~1.4-2x for SimpleConvNet); on 2 CPU cores a
+(an H100 measured 12-14x for the MLP at M = 16, 2.5-3.2x for SimpleConvNet); on 2 CPU cores a
 batch-100 step already keeps the cores busy and M models together take about as long as M one
-after the other. There, prefer the conv nets' im2col path (``conv=
-"im2col"``): `vmap` turns ``lax.conv``, whose kernels then differ per model, into a grouped
-convolution that XLA:CPU runs several times slower than M separate ones.
+after the other (0.89-0.96x). There, vmapped conv nets may prefer ``conv="im2col"``: `vmap` turns
+an XLA convolution, whose filters then differ per model, into a grouped convolution that XLA:CPU
+ran ~3x slower than M separate ones (SimpleConvNet on the "lax" kernel).
 """
 
 from __future__ import annotations
