@@ -8,7 +8,6 @@ download never leaves a half-written data file behind for the next run to trip o
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import os
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from tqdm.auto import tqdm
+
+from fnn.files import fsync_dir
 
 __all__ = ["ChecksumError", "DataNotFoundError", "DownloadError", "download"]
 
@@ -127,26 +128,3 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, urllib.error.URLError):
         return f"{e.reason}"
     return f"{type(e).__name__}: {e}"
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def cache_dir(name: str) -> Path:
-    """``${XDG_CACHE_HOME:-~/.cache}/fnn/<name>``: where downloads of data set `name` go."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "fnn" / name
-
-
-def data_dirs(name: str) -> list[Path]:
-    """Where the files of data set `name` are looked for, in order: ``$FNN_DATA_DIR/<name>``
-    (when set), then `cache_dir`."""
-    dirs = [Path(os.environ["FNN_DATA_DIR"]).expanduser() / name] if os.environ.get("FNN_DATA_DIR") else []
-    return [*dirs, cache_dir(name)]

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn.data.download import ChecksumError, DataNotFoundError, DownloadError, cache_dir, data_dirs
+from fnn.data.download import ChecksumError, DataNotFoundError, DownloadError
 from fnn.data.download import download as _fetch
 from fnn.data.idx import read_idx
+from fnn.files import cache_dir, data_dirs
 
 __all__ = ["FILES", "KINDS", "as_book_arrays", "load_mnist", "one_hot", "search_dirs"]
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn.data.download import DataNotFoundError, data_dirs
+from fnn.data.download import DataNotFoundError
 from fnn.data.download import download as _download
+from fnn.files import data_dirs
 
 URL_BASE = "https://raw.githubusercontent.com/tomsercu/lstm/master/data/"
 FILES = {  # split -> (file name, sha256)

@@ -17,8 +17,9 @@ import os
 import pickle
 from pathlib import Path
 
-from fnn.data.download import DataNotFoundError, data_dirs
+from fnn.data.download import DataNotFoundError
 from fnn.data.download import download as _download
+from fnn.files import data_dirs
 
 _DLFS1 = "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch/master/"
 _DLFS2 = "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch-2/master/"
