@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn._checks import check_int, check_positive_int
 from fnn.files import fsync_dir, write_atomic
 
 __all__ = ["Checkpoint", "CheckpointError", "latest", "leaf_name", "list_checkpoints", "load",
@@ -114,10 +115,8 @@ def save(directory: str | os.PathLike, tree, *, epoch: int, step: int, key=None,
     Returns:
       The path of the checkpoint's .json file.
     """
-    if not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"checkpoint.save: epoch is {epoch!r}, expected an integer >= 0")
-    if keep is not None and (not isinstance(keep, int) or keep < 1):
-        raise ValueError(f"checkpoint.save: keep is {keep!r}, expected a positive integer or None")
+    epoch = check_int("checkpoint.save", "epoch", epoch, 0)
+    keep = check_positive_int("checkpoint.save", "keep", keep, or_none=True)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)

@@ -26,6 +26,7 @@ from jax import Array
 from tqdm.auto import tqdm
 
 from fnn import functions as F
+from fnn._checks import check_positive_int
 from fnn.data.corpus import bptt_batches, eval_batches
 from fnn.models._model import Model
 from fnn.train import GRADS, TrainState, make_step
@@ -123,10 +124,8 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
     """
     if grad not in GRADS:
         raise ValueError(f"fit_lm: grad is {grad!r}, expected one of {GRADS}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"fit_lm: epochs is {epochs!r}, expected a positive integer")
-    if not isinstance(eval_interval, int) or eval_interval < 1:
-        raise ValueError(f"fit_lm: eval_interval is {eval_interval!r}, expected a positive integer")
+    epochs = check_positive_int("fit_lm", "epochs", epochs)
+    eval_interval = check_positive_int("fit_lm", "eval_interval", eval_interval)
     corpus = np.asarray(corpus)
     _, _, _ = bptt_batches(corpus[: batch_size * time_size + 1], batch_size, time_size)  # checks
     per_epoch = (len(corpus) - 1) // (batch_size * time_size)
@@ -192,8 +191,7 @@ def generate(model: Model, params, start_id: int, key: Array, *, sample_size: in
     rest renormalised, which is the distribution of the book's redraw-until-allowed loop (the book
     also advances the LSTM state on each redraw; here the state advances once per word).
     """
-    if sample_size < 1:
-        raise ValueError(f"generate: sample_size is {sample_size!r}, expected >= 1")
+    sample_size = check_positive_int("generate", "sample_size", sample_size)
     state = initial_state(model, params, 1) if state is None else state
     scores_shape = jax.eval_shape(lambda p: model.apply(p, state, jnp.zeros((1, 1), jnp.int32))[0],
                                   params)

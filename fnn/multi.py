@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
+from fnn._checks import check_positive_int
 from fnn.models._model import Model
 from fnn.train import check_data, init_train_state, make_epoch, make_evaluate
 
@@ -149,9 +150,8 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
     M = _num_models(keys, hparams)
     if hparams is None:
         hparams = jnp.zeros((M,))
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"fit_many: {name} is {v!r}, expected a positive integer")
+    epochs = check_positive_int("fit_many", "epochs", epochs)
+    batch_size = check_positive_int("fit_many", "batch_size", batch_size)
     if batch_size > x.shape[0]:
         raise ValueError(f"fit_many: batch_size is {batch_size}, larger than the training set "
                          f"({x.shape[0]} samples)")

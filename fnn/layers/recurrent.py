@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from fnn._checks import check_floating, check_ndim
+from fnn._checks import check_floating, check_ndim, check_positive_int
 from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 
@@ -316,9 +316,8 @@ def init(key: Array, family: str, input_size: int, hidden_size: int, *,
     """Wx (D, G) ~ N(0, 1/D), Wh (H, G) ~ N(0, 1/H), b = 0: the book's Xavier init (DLFS2 §5.5.1)."""
     if family not in FAMILIES:
         raise ValueError(f"recurrent.init: family is {family!r}, expected one of {sorted(FAMILIES)}")
-    for name, v in (("input_size", input_size), ("hidden_size", hidden_size)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"recurrent.init: {name} is {v!r}, expected a positive integer")
+    input_size = check_positive_int("recurrent.init", "input_size", input_size)
+    hidden_size = check_positive_int("recurrent.init", "hidden_size", hidden_size)
     G = FAMILIES[family].gates * hidden_size
     kx, kh = jax.random.split(key)
     return {"Wx": jax.random.normal(kx, (input_size, G), dtype) / jnp.sqrt(input_size).astype(dtype),

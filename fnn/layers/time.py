@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from fnn import functions as F
-from fnn._checks import check_ndim, concrete
+from fnn._checks import check_ndim, check_positive_int, concrete
 from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 from fnn.layers.dropout import dropout
@@ -192,8 +192,7 @@ def _affine_softmax_forward(params: Params, xs: Array, ts: Array, *,
     if W.shape[0] != H or tuple(b.shape) != (V,):
         raise ValueError(f"{fn}: xs has shape {tuple(xs.shape)}, W {tuple(W.shape)}, b "
                          f"{tuple(b.shape)}, expected (N, T, H), (H, V), (V,)")
-    if rows is not None and (not isinstance(rows, int) or rows < 1):
-        raise ValueError(f"{fn}: rows is {rows!r}, expected a positive integer or None")
+    rows = check_positive_int(fn, "rows", rows, or_none=True)
     ts = _labels(fn, ts, xs, V, ignore_label)
     R = N * T
     k = 1 if rows is None else -(-R // rows)  # chunks
