@@ -24,7 +24,8 @@ import numpy as np
 from fnn import experiment as ex
 from fnn.models import cnn
 from fnn.optim import adam
-from fnn.train import GRADS, fit
+from fnn.step import GRADS
+from fnn.train import fit
 
 NAME = "ch7_train_convnet"
 

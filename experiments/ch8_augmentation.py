@@ -24,8 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fnn import experiment as ex
-from fnn.data.augment import augment, augmented
+from fnn.data.augment import augment
 from fnn.models import cnn
+from fnn.models.augment import augmented
 from fnn.optim import adam
 from fnn.train import fit
 

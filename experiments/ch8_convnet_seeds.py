@@ -33,7 +33,7 @@ from fnn import experiment as ex
 from fnn.models import cnn
 from fnn.multi import fit_many
 from fnn.optim import adam
-from fnn.train import GRADS
+from fnn.step import GRADS
 
 NAME = "ch8_convnet_seeds"
 SLOW = True  # 16 SimpleConvNets on 28x28 images: ~30 s of quick mode on 2 idle cores

@@ -21,7 +21,8 @@ from fnn import experiment as ex
 from fnn.data import DataNotFoundError, load
 from fnn.models import cnn
 from fnn.optim import adam
-from fnn.train import GRADS, fit
+from fnn.step import GRADS
+from fnn.train import fit
 
 NAME = "ch8_lenet5"
 

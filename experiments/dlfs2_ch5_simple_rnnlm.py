@@ -19,9 +19,9 @@ import jax
 
 from experiments.dlfs2_ch6_rnnlm import plot_ppl
 from fnn import experiment as ex
-from fnn import lm
+from fnn import lm, optim
 from fnn.models import rnnlm
-from fnn.train import GRADS
+from fnn.step import GRADS
 
 NAME = "dlfs2_ch5_simple_rnnlm"
 
@@ -53,7 +53,7 @@ def main(argv=None) -> dict:
     model = rnnlm.simple_rnnlm(V, cfg["wordvec_size"], cfg["hidden_size"])
     per_epoch = (len(corpus) - 1) // (cfg["batch_size"] * cfg["time_size"])
     with ex.Timer() as timer:
-        ts, history = lm.fit_lm(model, lm.sgd(cfg["lr"]), corpus, key=jax.random.key(args.seed),
+        ts, history = lm.fit_lm(model, optim.sgd(cfg["lr"]), corpus, key=jax.random.key(args.seed),
                                 epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                                 time_size=cfg["time_size"], grad=args.grad,
                                 eval_interval=per_epoch, progress=args.progress, desc=NAME)

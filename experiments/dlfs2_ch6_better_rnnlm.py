@@ -21,9 +21,9 @@ import jax
 
 from experiments.dlfs2_ch6_rnnlm import load_corpora, plot_ppl
 from fnn import experiment as ex
-from fnn import lm
+from fnn import lm, optim
 from fnn.models import rnnlm
-from fnn.train import GRADS
+from fnn.step import GRADS
 
 NAME = "dlfs2_ch6_better_rnnlm"
 BOOK = {"wordvec_size": 650, "hidden_size": 650, "drop_rate": 0.5, "batch_size": 20,
@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     cfg.update(grad=args.grad, data=data_name, vocab_size=V, lr_decay=4.0)
     model = rnnlm.better_rnnlm(V, cfg["wordvec_size"], cfg["hidden_size"], cfg["drop_rate"])
     with ex.Timer() as timer:
-        ts, history = lm.fit_lm(model, lm.sgd(cfg["lr"], cfg["max_grad"]), train,
+        ts, history = lm.fit_lm(model, optim.sgd(cfg["lr"], cfg["max_grad"]), train,
                                 key=jax.random.key(args.seed), epochs=cfg["epochs"],
                                 batch_size=cfg["batch_size"], time_size=cfg["time_size"],
                                 grad=args.grad, eval_interval=cfg["eval_interval"],

@@ -26,9 +26,9 @@ import numpy as np
 import optax
 
 from fnn import experiment as ex
-from fnn import lm
+from fnn import lm, optim
 from fnn.models import rnnlm
-from fnn.train import GRADS
+from fnn.step import GRADS
 
 NAME = "dlfs2_ch6_rnnlm"
 FULL = {"wordvec_size": 100, "hidden_size": 100, "batch_size": 20, "time_size": 35, "lr": 20.0,
@@ -87,7 +87,7 @@ def main(argv=None) -> dict:
     cfg.update(family=args.family, grad=args.grad, data=data_name, vocab_size=V,
                optimizer="Adam" if args.quick else "SGD + clip_by_global_norm")
     model = rnnlm.rnnlm(V, cfg["wordvec_size"], cfg["hidden_size"], family=args.family)
-    opt = optax.adam(cfg["lr"]) if args.quick else lm.sgd(cfg["lr"], cfg["max_grad"])
+    opt = optax.adam(cfg["lr"]) if args.quick else optim.sgd(cfg["lr"], cfg["max_grad"])
 
     with ex.Timer() as timer:
         ts, history = lm.fit_lm(model, opt, train, key=jax.random.key(args.seed),

@@ -21,7 +21,8 @@ import optax
 
 from fnn import experiment as ex
 from fnn.models import seqclf
-from fnn.train import GRADS, fit
+from fnn.step import GRADS
+from fnn.train import fit
 
 NAME = "dlfs2_ch6_seqclf"
 FAMILIES = ("rnn", "lstm", "gru")

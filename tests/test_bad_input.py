@@ -25,6 +25,7 @@ from fnn.data.weights import UnsafePickleError, book_file, safe_load
 from fnn.layers import core as L
 from fnn.layers.dropout import dropout
 from fnn.models import mlp
+from fnn.step import init_train_state
 
 from .test_train import _blobs
 
@@ -147,11 +148,12 @@ CASES = {
                                    ["grad is 'numerical'", "'autodiff', 'manual'"]),
     "fit: a seed instead of a key": (_fit(key=0), TypeError, ["key is int", "jax.random key"]),
     "fit: train_state of another model": (
-        _fit(train_state=train.init_train_state(mlp.model(5, [9], 3, dtype=f64), OPT, jax.random.key(0))),
+        _fit(train_state=init_train_state(mlp.model(5, [9], 3, dtype=f64), OPT, jax.random.key(0))),
         ValueError, ["train_state.params W1 is float64[5, 9]", "expected float64[5, 8]"]),
-    "fit: resume without a folder": (_fit(resume=True), ValueError,
-                                     ["resume is True but checkpoint_dir is None"]),
-    "fit: checkpoint every 0 epochs": (_fit(every=0), ValueError, ["every is 0", "positive integer"]),
+    "fit: resume without a folder": (_fit(checkpoints=train.Checkpoints(None, resume=True)), TypeError,
+                                     ["checkpoints.dir is None", "expected the folder"]),
+    "fit: checkpoint every 0 epochs": (_fit(checkpoints=train.Checkpoints("ckpt", every=0)), ValueError,
+                                       ["every is 0", "positive integer"]),
     # --- checkpoints ---------------------------------------------------------------------------
     "checkpoint: keep 0": (lambda tmp: checkpoint.save(tmp, {"a": jnp.ones(1)}, epoch=1, step=1, keep=0),
                            ValueError, ["keep is 0", "positive integer"]),

@@ -25,25 +25,58 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 from fnn.optim import transforms as T
+from fnn.optim.clip import clip_by_global_norm
 
-__all__ = ["adadelta", "adagrad", "adam", "get", "momentum", "nesterov", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "get", "momentum", "nesterov", "rmsprop", "set_learning_rate", "sgd"]
 
 
-def sgd(learning_rate: Any = 0.01) -> optax.GradientTransformation:
-    """Stochastic gradient descent, DLFS1 §6.1.2 (the book's ``SGD``)::
+def sgd(learning_rate: Any = 0.01, max_grad: float | None = None) -> optax.GradientTransformation:
+    """Stochastic gradient descent, DLFS1 §6.1.2 (the book's ``SGD``), with DLFS2's clipping::
 
-        W <- W - lr * dW
+        dW <- clip_by_global_norm(dW, max_grad)    (DLFS2 §6.1.4, only when max_grad is given)
+        W  <- W - lr * dW
 
-    Equals ``optax.sgd(learning_rate)``, schedules included.
+    Without `max_grad` this equals ``optax.sgd(learning_rate)``, schedules included; with it, it is
+    DLFS2's language-model optimizer (``SGD`` after ``clip_grads``, see `clip_by_global_norm` for
+    how the book's clipping differs from optax's).
+
+    The learning rate lives in the optimizer state (``optax.inject_hyperparams``: the state's
+    ``hyperparams["learning_rate"]``), so `set_learning_rate` can change it between epochs without
+    recompiling, as DLFS2 §6.5.4 divides it by 4 (`fnn.lm.fit_lm`'s ``lr_decay``). `max_grad` is
+    fixed when the optimizer is built.
 
     References:
       Robbins and Monro, "A stochastic approximation method", Ann. Math. Statist. 1951.
     """
     T.check_learning_rate("sgd", learning_rate)
-    return T.scale_by_learning_rate(learning_rate)
+    if max_grad is not None:
+        clip_by_global_norm(max_grad)  # a bad max_grad fails now, not at the first step
+    return optax.inject_hyperparams(_sgd, static_args=("max_grad",))(learning_rate, max_grad)
+
+
+def _sgd(learning_rate, max_grad):
+    """`sgd` without its learning rate in the state."""
+    lr = T.scale_by_learning_rate(learning_rate)
+    return lr if max_grad is None else optax.chain(clip_by_global_norm(max_grad), lr)
+
+
+def set_learning_rate(opt_state: Any, learning_rate: float) -> Any:
+    """A copy of `opt_state` whose learning rate is `learning_rate` (DLFS2 §6.5.4's ``lr /= 4``).
+
+    `opt_state` is the state of `sgd` (or of any ``optax.inject_hyperparams`` optimizer with a
+    ``learning_rate``); the learning rate keeps its dtype.
+    """
+    hp = getattr(opt_state, "hyperparams", None)
+    if not isinstance(hp, dict) or "learning_rate" not in hp:
+        raise ValueError(f"set_learning_rate: opt_state (a {type(opt_state).__name__}) has no "
+                         f"hyperparams['learning_rate'], expected the state of fnn.optim.sgd (or of "
+                         f"an optax.inject_hyperparams optimizer)")
+    value = jnp.asarray(learning_rate, jnp.asarray(hp["learning_rate"]).dtype)
+    return opt_state._replace(hyperparams={**hp, "learning_rate": value})
 
 
 def momentum(learning_rate: Any = 0.01, momentum: float = 0.9) -> optax.GradientTransformation:

@@ -8,7 +8,7 @@ import pytest
 
 from fnn.gradient import gradient_check, max_error
 from fnn.models import cnn
-from fnn.train import init_train_state, make_evaluate, make_step
+from fnn.step import init_train_state, make_evaluate, make_step
 
 # small versions of the three networks, float64, for the gradient checks
 SMALL = {
