@@ -18,11 +18,11 @@ from pathlib import Path
 
 import jax
 
-from fnn import experiment as ex
 from fnn import optim
 from fnn.models import mlp
 from fnn.step import GRADS
 from fnn.train import Checkpoints, fit
+from fnn_experiments import _common as ex
 
 NAME = "ch5_train_neuralnet"
 

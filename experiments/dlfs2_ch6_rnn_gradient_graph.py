@@ -21,12 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fnn import experiment as ex
 from fnn import lm, optim
 from fnn.data.corpus import bptt_batches
 from fnn.layers import recurrent as R
 from fnn.models import rnnlm
 from fnn.step import TrainState, loss_and_grads
+from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch6_rnn_gradient_graph"
 

@@ -7,8 +7,8 @@
   scanned over `eval_interval` consecutive batches per jitted call. With `val_corpus` it also does
   ``train_better_rnnlm.py``'s rule (§6.5.4): after each epoch, evaluate; when validation
   perplexity got worse, divide the learning rate by `lr_decay` (4 in the book). That needs an
-  optimizer whose state holds its learning rate: `fnn.optim.sgd` (or any
-  ``optax.inject_hyperparams`` optimizer with a ``learning_rate``).
+  optimizer whose state holds its learning rate:
+  ``optax.inject_hyperparams(fnn.optim.sgd)(learning_rate=20.0, max_grad=0.25)``.
 * `perplexity` — DLFS2's ``eval_perplexity`` (``common/util.py``): batch 10, T = 35, stateful from a
   reset state, exp of the mean of the per-batch mean losses.
 * `generate` — DLFS2 §7.1 ``RnnlmGen.generate``: sample word after word from the softmax.

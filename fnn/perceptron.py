@@ -81,8 +81,8 @@ def XOR(x1, x2) -> Array:
 
 
 GATES = {"AND": AND, "NAND": NAND, "OR": OR, "XOR": XOR}
+# The four inputs in the book's order: (0, 0), (1, 0), (0, 1), (1, 1) (DLFS1 §2.1).
 INPUTS = jnp.array([[0, 0], [1, 0], [0, 1], [1, 1]], jnp.int32)
-"""The four inputs in the book's order: (0, 0), (1, 0), (0, 1), (1, 1) (DLFS1 §2.1)."""
 
 
 def truth_table(name: str) -> Array:

@@ -41,8 +41,8 @@ from fnn import functions as F
 from fnn import parallel
 from fnn.models._model import Model, Params, State
 
+# The gradient paths: ``jax.grad`` of the model's loss, or the model's hand-written backprop.
 GRADS = ("autodiff", "manual")
-"""The gradient paths: ``jax.grad`` of the model's loss, or the model's hand-written backprop."""
 
 
 class TrainState(NamedTuple):

@@ -45,7 +45,7 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
 
 
 def test_set_learning_rate_and_lr_decay_rule():
-    opt = optim.sgd(20.0, max_grad=0.25)
+    opt = optax.inject_hyperparams(optim.sgd)(learning_rate=20.0, max_grad=0.25)
     state = optim.set_learning_rate(opt.init({"w": jnp.ones(2)}), 5.0)
     assert float(state.hyperparams["learning_rate"]) == 5.0
     with pytest.raises(ValueError, match="no hyperparams"):
@@ -57,9 +57,9 @@ def test_fit_lm_divides_lr_by_4_when_validation_worsens():
     val, *_ = generated_corpus(400, vocab_size=6, seed=9)
     model = rnnlm.rnnlm(6, 4, 4)
     # a learning rate so large that validation perplexity cannot keep improving
-    _, hist = lm.fit_lm(model, optim.sgd(200.0, max_grad=50.0), corpus, key=jax.random.key(0),
-                        epochs=3, batch_size=5, time_size=10, eval_interval=1000,
-                        val_corpus=val, lr_decay=4.0, progress=False)
+    opt = optax.inject_hyperparams(optim.sgd)(learning_rate=200.0, max_grad=50.0)
+    _, hist = lm.fit_lm(model, opt, corpus, key=jax.random.key(0), epochs=3, batch_size=5, time_size=10,
+                        eval_interval=1000, val_corpus=val, lr_decay=4.0, progress=False)
     lrs, vals = hist["lr"], hist["val_ppl"]
     assert len(vals) == 3 and lrs[0] == 200.0
     for e in range(1, 3):  # the book's rule, checked on what happened

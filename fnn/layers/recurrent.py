@@ -231,12 +231,12 @@ def _make_cell(fam: _Family) -> Layer:
     return Layer(forward, backward)
 
 
+# RNN: h = tanh(h_prev Wh + x Wx + b) (DLFS2 §5.3.1). forward(params, (x, h_prev)) -> (h, cache).
 rnn_cell = _make_cell(RNN)
-"""RNN: h = tanh(h_prev Wh + x Wx + b) (DLFS2 §5.3.1). forward(params, (x, h_prev)) -> (h, cache)."""
+# LSTM (DLFS2 §6.3), gates f, g, i, o. forward(params, (x, h_prev, c_prev)) -> ((h, c), cache).
 lstm_cell = _make_cell(LSTM)
-"""LSTM (DLFS2 §6.3), gates f, g, i, o. forward(params, (x, h_prev, c_prev)) -> ((h, c), cache)."""
+# GRU (DLFS2 appendix C), gates z, r, h~. forward(params, (x, h_prev)) -> (h, cache).
 gru_cell = _make_cell(GRU)
-"""GRU (DLFS2 appendix C), gates z, r, h~. forward(params, (x, h_prev)) -> (h, cache)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,12 +303,12 @@ def _make_time(fam: _Family) -> Layer:
     return Layer(forward, backward)
 
 
+# TimeRNN (DLFS2 §5.3.2): T RNN steps, hand-written BPTT.
 time_rnn = _make_time(RNN)
-"""TimeRNN (DLFS2 §5.3.2): T RNN steps, hand-written BPTT."""
+# TimeLSTM (DLFS2 §6.3.4): T LSTM steps (gates f, g, i, o), hand-written BPTT.
 time_lstm = _make_time(LSTM)
-"""TimeLSTM (DLFS2 §6.3.4): T LSTM steps (gates f, g, i, o), hand-written BPTT."""
+# TimeGRU (DLFS2 appendix C): T GRU steps (gates z, r, h~), hand-written BPTT.
 time_gru = _make_time(GRU)
-"""TimeGRU (DLFS2 appendix C): T GRU steps (gates z, r, h~), hand-written BPTT."""
 
 
 def init(key: Array, family: str, input_size: int, hidden_size: int, *,

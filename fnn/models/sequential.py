@@ -39,8 +39,8 @@ from fnn.layers.dropout import dropout
 from fnn.layers.pooling import pool2d_nhwc, pooling_nhwc
 from fnn.models._model import Model, Params
 
+# The convolution kernels, "im2col" and "lax"; a model also takes "auto" (see the module doc).
 CONV_IMPLS = IMPLS
-"""The convolution kernels, "im2col" and "lax"; a model also takes "auto" (see the module doc)."""
 CONV_CHOICES = ("auto", *IMPLS)
 
 # --------------------------------------------------------------------------------------------

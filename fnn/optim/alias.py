@@ -41,40 +41,35 @@ def sgd(learning_rate: Any = 0.01, max_grad: float | None = None) -> optax.Gradi
         W  <- W - lr * dW
 
     Without `max_grad` this equals ``optax.sgd(learning_rate)``, schedules included; with it, it is
-    DLFS2's language-model optimizer (``SGD`` after ``clip_grads``, see `clip_by_global_norm` for
-    how the book's clipping differs from optax's).
+    DLFS2's language-model optimizer (``SGD`` after ``clip_grads``; `clip_by_global_norm` says how
+    the book's clipping differs from optax's).
 
-    The learning rate lives in the optimizer state (``optax.inject_hyperparams``: the state's
-    ``hyperparams["learning_rate"]``), so `set_learning_rate` can change it between epochs without
-    recompiling, as DLFS2 §6.5.4 divides it by 4 (`fnn.lm.fit_lm`'s ``lr_decay``). `max_grad` is
-    fixed when the optimizer is built.
+    The learning rate is a constant of the compiled step. To change it between epochs without
+    recompiling (DLFS2 §6.5.4 divides it by 4; `fnn.lm.fit_lm`'s ``lr_decay``), keep it in the
+    optimizer state with optax's ``inject_hyperparams`` and change it with `set_learning_rate`::
+
+        opt = optax.inject_hyperparams(fnn.optim.sgd)(learning_rate=20.0, max_grad=0.25)
 
     References:
       Robbins and Monro, "A stochastic approximation method", Ann. Math. Statist. 1951.
     """
     T.check_learning_rate("sgd", learning_rate)
-    if max_grad is not None:
-        clip_by_global_norm(max_grad)  # a bad max_grad fails now, not at the first step
-    return optax.inject_hyperparams(_sgd, static_args=("max_grad",))(learning_rate, max_grad)
-
-
-def _sgd(learning_rate, max_grad):
-    """`sgd` without its learning rate in the state."""
-    lr = T.scale_by_learning_rate(learning_rate)
-    return lr if max_grad is None else optax.chain(clip_by_global_norm(max_grad), lr)
+    scale = T.scale_by_learning_rate(learning_rate)
+    return scale if max_grad is None else optax.chain(clip_by_global_norm(max_grad), scale)
 
 
 def set_learning_rate(opt_state: Any, learning_rate: float) -> Any:
     """A copy of `opt_state` whose learning rate is `learning_rate` (DLFS2 §6.5.4's ``lr /= 4``).
 
-    `opt_state` is the state of `sgd` (or of any ``optax.inject_hyperparams`` optimizer with a
-    ``learning_rate``); the learning rate keeps its dtype.
+    `opt_state` is the state of an ``optax.inject_hyperparams`` optimizer with a ``learning_rate``
+    (``optax.inject_hyperparams(fnn.optim.sgd)(learning_rate=20.0)``, see `sgd`); the learning rate
+    keeps its dtype.
     """
     hp = getattr(opt_state, "hyperparams", None)
     if not isinstance(hp, dict) or "learning_rate" not in hp:
         raise ValueError(f"set_learning_rate: opt_state (a {type(opt_state).__name__}) has no "
-                         f"hyperparams['learning_rate'], expected the state of fnn.optim.sgd (or of "
-                         f"an optax.inject_hyperparams optimizer)")
+                         f"hyperparams['learning_rate'], expected the state of an optax.inject_hyperparams "
+                         f"optimizer (optax.inject_hyperparams(fnn.optim.sgd)(learning_rate=...))")
     value = jnp.asarray(learning_rate, jnp.asarray(hp["learning_rate"]).dtype)
     return opt_state._replace(hyperparams={**hp, "learning_rate": value})
 
