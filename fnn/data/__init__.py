@@ -22,11 +22,11 @@ import numpy as np
 
 from fnn.data.corpus import bptt_batches, eval_batches, generated_corpus, markov_language
 from fnn.data.digits import load_digits
-from fnn.data.download import ChecksumError, DataNotFoundError, DownloadError, download
+from fnn.data.download import ChecksumError, DataFormatError, DataNotFoundError, DownloadError, download
 from fnn.data.idx import IdxFormatError, read_idx, write_idx
 from fnn.data.mnist import load_mnist, one_hot
 from fnn.data.ptb import load_ptb
-from fnn.data.weights import load_book_weights, safe_load
+from fnn.data.weights import WeightsChecksumError, WeightsFormatError, load_book_weights, safe_load
 
 __all__ = [
     "ChecksumError",
@@ -38,9 +38,12 @@ __all__ = [
     "markov_language",
     "safe_load",
     "DATASETS",
+    "DataFormatError",
     "DataNotFoundError",
     "DownloadError",
     "IdxFormatError",
+    "WeightsChecksumError",
+    "WeightsFormatError",
     "download",
     "load",
     "load_digits",
