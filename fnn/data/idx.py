@@ -147,7 +147,7 @@ def _read_payload(stream: BinaryIO, where: str, size: int | None, max_bytes: int
     payload = _read_exact(stream, expected)
     extra = len(_read_exact(stream, _CHUNK)) if len(payload) == expected else 0
     if len(payload) != expected or extra:
-        found = f"{len(payload) + extra}" if extra < _CHUNK else f"more than {expected + extra}"
+        found = f"{len(payload) + extra}" if extra < _CHUNK else f"at least {expected + extra}"
         raise IdxFormatError(
             f"{where}: payload has {found} bytes, expected {expected} ({_describe(dims, dtype)})"
         )

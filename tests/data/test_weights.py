@@ -8,8 +8,8 @@ exact bytes an attacker would write. The books' own files are checked when $FNN_
 import hashlib
 import importlib
 import os
-import re
 import pickle
+import re
 import struct
 import sys
 import time
@@ -18,8 +18,15 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from fnn.data import ChecksumError, WeightsChecksumError, WeightsFormatError, load_book_weights, safe_load
-from fnn.data import safe_pickle, weights
+from fnn.data import (
+    ChecksumError,
+    WeightsChecksumError,
+    WeightsFormatError,
+    load_book_weights,
+    safe_load,
+    safe_pickle,
+    weights,
+)
 
 download_module = importlib.import_module("fnn.data.download")  # fnn.data.download is also a function
 
@@ -197,8 +204,8 @@ def test_a_global_is_never_imported_or_called(tmp_path):
     (lambda: {1, 2}, ["asks for '__builtin__.set'"], (2,)),
     (lambda: np.dtype("f4"), ["dtype '<f4' at the top level"], (2, 4)),
     (lambda: {"a": b"xyz"}, ["<3 bytes> at ['a']", "only numeric numpy arrays, numbers and strings"], (2, 4)),
-], ids=["structured", "unicode", "datetime", "object", "void", "masked", "matrix", "set", "set protocol 2", "bare dtype",
-        "bytes value"])
+], ids=["structured", "unicode", "datetime", "object", "void", "masked", "matrix", "set", "set protocol 2",
+        "bare dtype", "bytes value"])
 @pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_what_is_not_a_plain_numeric_array_is_refused(make, fragments, protocols, tmp_path):
     for protocol in protocols:
