@@ -88,6 +88,19 @@ _KEY_TYPES = (str, int, float, bool, type(None))
 _DTYPE_STATE_TAIL = (None, None, None, -1, -1, 0)  # (subarray, names, fields, elsize, alignment, flags)
 
 
+def _eq(x, expected) -> bool:
+    """``x == expected`` for plain values and tuples of them only: an array built from the file
+    compares elementwise, and the truth of that is an error, not a refusal."""
+    if type(x) is tuple:
+        return (type(expected) is tuple and len(x) == len(expected)
+                and all(_eq(a, b) for a, b in zip(x, expected, strict=True)))
+    return type(x) in (type(None), bool, int, float, str, bytes) and x == expected
+
+
+def _in(x, options: tuple) -> bool:
+    return any(_eq(x, option) for option in options)
+
+
 class _Name:
     """A global the file named: a label for one of the builders, never the object."""
 
@@ -134,7 +147,28 @@ def _show(x, depth: int = 0) -> str:
         return f"({inner}{',' if len(x) == 1 else ''})"
     if isinstance(x, (tuple, list, dict)):
         return f"a {type(x).__name__} of {len(x)} items"
-    return "an array" if isinstance(x, _Array) else f"a {type(x).__name__}"
+    return "an array" if isinstance(x, (_Array, np.ndarray)) else f"a {type(x).__name__}"
+
+
+class _Source:
+    """What genops reads: a file or bytes, never asked for more than is left. (A buffered read
+    allocates what it is asked for, and a pickle's length field can ask for 2**63 bytes.)"""
+
+    def __init__(self, f, size: int):
+        self.f, self.size, self.position = f, size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(self.size - self.position if n < 0 else min(n, self.size - self.position))
+        self.position += len(data)
+        return data
+
+    def readline(self) -> bytes:
+        line = self.f.readline(self.size - self.position)
+        self.position += len(line)
+        return line
+
+    def tell(self) -> int:
+        return self.position
 
 
 class _Reader:
@@ -151,21 +185,20 @@ class _Reader:
     def fail(self, what: str):
         raise WeightsFormatError(f"{self.where}: {what} (byte {self.pos}, opcode {self.opname})")
 
-    def load(self, data: bytes):
-        f = io.BytesIO(data)
+    def load(self, f: _Source):
         ops = pickletools.genops(f)
         for count in range(MAX_OPCODES + 1):
             try:
                 opcode, arg, self.pos = next(ops)
             except Exception as e:  # genops only parses bytes: any error means a broken file
                 raise WeightsFormatError(
-                    f"{self.where}: not a complete pickle at byte {f.tell()} of {len(data)}: {str(e)[:200]} "
+                    f"{self.where}: not a complete pickle at byte {f.tell()} of {f.size}: {str(e)[:200]} "
                     "(the file is truncated, damaged or not a pickle)") from None
             self.opname = opcode.name
             if count == MAX_OPCODES:
                 self.fail(f"more than {MAX_OPCODES} opcodes, expected a few per array")
             if opcode.name == "STOP":
-                return self.stop(f.tell(), len(data))
+                return self.stop(f.tell(), f.size)
             self.step(opcode.name, arg)
         raise AssertionError("unreachable")
 
@@ -327,13 +360,13 @@ class _Reader:
                   "from the file; refused")
 
     def call__reconstruct(self, qualname: str, args: tuple):
-        if (len(args) != 3 or type(args[0]) is not _Name or args[0].role != "ndarray" or args[1] != (0,)
-                or args[2] not in (b"b", "b")):
+        if (len(args) != 3 or type(args[0]) is not _Name or args[0].role != "ndarray" or not _eq(args[1], (0,))
+                or not _in(args[2], (b"b", "b"))):
             self.fail(f"{qualname}{_show(args)}, expected numpy's own (numpy.ndarray, (0,), b'b')")
         return _Array()
 
     def call_dtype(self, qualname: str, args: tuple):
-        descr = args[0] if len(args) == 3 and args[1] in (0, 1) and args[2] in (0, 1) else None
+        descr = args[0] if len(args) == 3 and _in(args[1], (0, 1)) and _in(args[2], (0, 1)) else None
         if type(descr) is not str or not _DESCR.fullmatch(descr):
             self.fail(f"{qualname}{_show(args)} is not a plain number type (expected bool, int, uint, float "
                       "or complex: b1, i1..i8, u1..u8, f2..f16, c8..c32); object, void, structured, string "
@@ -344,26 +377,26 @@ class _Reader:
             self.fail(f"dtype {descr!r} does not exist on this machine")
 
     def build_dtype(self, obj: _Dtype, state):
-        if type(state) is not tuple or len(state) != 8 or state[0] != 3 or state[2:] != _DTYPE_STATE_TAIL:
+        if type(state) is not tuple or len(state) != 8 or not _eq(state[0], 3) or not _eq(state[2:], _DTYPE_STATE_TAIL):
             self.fail(f"dtype state {_show(state)}, expected (3, byteorder, None, None, None, -1, -1, 0) "
                       "as numpy writes for a plain number type")
         order = state[1]
-        if order not in ("<", ">", "=", "|") or (order == "|" and obj.dtype.itemsize > 1):
+        if not _in(order, ("<", ">", "=", "|")) or (order == "|" and obj.dtype.itemsize > 1):
             self.fail(f"byte order {_show(order)} for {obj.dtype.name}, expected '<', '>' or '='")
         if order in ("<", ">"):
             obj.dtype = obj.dtype.newbyteorder(order)
         obj.built = True
 
     def build_array(self, obj: _Array, state):
-        if type(state) is tuple and len(state) == 5 and state[0] == 1:
+        if type(state) is tuple and len(state) == 5 and _eq(state[0], 1):
             state = state[1:]  # (version, shape, dtype, is_fortran, data); version 0 has no version
-        if type(state) is not tuple or len(state) != 4 or state[2] not in (0, 1):
+        if type(state) is not tuple or len(state) != 4 or not _in(state[2], (0, 1)):
             self.fail(f"array state {_show(state)}, expected (1, shape, dtype, is_fortran, bytes)")
         shape, dtype, fortran, data = state
         obj.array = self.array(data, dtype, shape, "F" if fortran else "C", "an array")
 
     def call__frombuffer(self, qualname: str, args: tuple):
-        if len(args) != 4 or args[3] not in ("C", "F"):
+        if len(args) != 4 or not _in(args[3], ("C", "F")):
             self.fail(f"{qualname}{_show(args)}, expected (buffer, dtype, shape, 'C' or 'F')")
         data, dtype, shape, order = args
         return self.array(data, dtype, shape, order, qualname)
@@ -374,12 +407,12 @@ class _Reader:
         return self.array(args[1], args[0], (), "C", qualname)[()]
 
     def call_encode(self, qualname: str, args: tuple):
-        if len(args) != 2 or type(args[0]) is not str or args[1] not in ("latin1", "latin-1"):
+        if len(args) != 2 or type(args[0]) is not str or not _in(args[1], ("latin1", "latin-1")):
             self.fail(f"{qualname}{_show(args)}, expected (text, 'latin1') as numpy writes for bytes")
         return self.raw(args[0], qualname)
 
     def call_bytes(self, qualname: str, args: tuple):
-        if args != ():
+        if not _eq(args, ()):
             self.fail(f"{qualname}{_show(args)}, expected {qualname}() (empty bytes)")
         return b""
 
@@ -474,27 +507,21 @@ def safe_load(source: str | os.PathLike | bytes, *, max_bytes: int = MAX_BYTES):
         message names the file and what was wrong.
     """
     if isinstance(source, (bytes, bytearray)):
-        where, data = "safe_load: <bytes>", bytes(source)
-        if len(data) > max_bytes:
-            raise WeightsFormatError(f"{where}: {len(data)} bytes, more than max_bytes={max_bytes}; {_CAP_HINT}")
-    else:
-        where = f"safe_load: {source}"
-        data = _read(source, where, max_bytes)
-    if not data:
-        raise WeightsFormatError(f"{where}: empty, expected a pickle of numpy arrays")
-    return _Reader(where, max_bytes).load(data)
-
-
-def _read(path: str | os.PathLike, where: str, max_bytes: int) -> bytes:
-    """The whole file, once it is known to be a regular file of at most ``max_bytes`` bytes."""
+        where = "safe_load: <bytes>"
+        _check_size(where, len(source), max_bytes)
+        return _Reader(where, max_bytes).load(_Source(io.BytesIO(source), len(source)))
+    where = f"safe_load: {source}"
     try:
-        with open_regular(path, where="safe_load", error=WeightsFormatError) as f:
+        with open_regular(source, where="safe_load", error=WeightsFormatError) as f:
             size = os.fstat(f.fileno()).st_size
-            if size > max_bytes:
-                raise WeightsFormatError(f"{where}: {size} bytes, more than max_bytes={max_bytes}; {_CAP_HINT}")
-            data = f.read(size + 1)  # not max_bytes + 1: a buffered read allocates what it is asked for
+            _check_size(where, size, max_bytes)
+            return _Reader(where, max_bytes).load(_Source(f, size))
     except OSError as e:  # missing (DataNotFoundError) or unreadable
         raise WeightsFormatError(str(e) if isinstance(e, DataNotFoundError) else f"{where}: {e}") from e
-    if len(data) > max_bytes:
-        raise WeightsFormatError(f"{where}: more than max_bytes={max_bytes} bytes; {_CAP_HINT}")
-    return data
+
+
+def _check_size(where: str, size: int, max_bytes: int) -> None:
+    if size == 0:
+        raise WeightsFormatError(f"{where}: empty, expected a pickle of numpy arrays")
+    if size > max_bytes:
+        raise WeightsFormatError(f"{where}: {size} bytes, more than max_bytes={max_bytes}; {_CAP_HINT}")
