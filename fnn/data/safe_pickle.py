@@ -490,7 +490,8 @@ def safe_load(source: str | os.PathLike | bytes, *, max_bytes: int = MAX_BYTES):
     """Read a pickle that may hold only plain numeric numpy arrays in dicts, lists and tuples.
 
     Nothing in the file is imported or called (see the module docstring for the opcodes read). No
-    sha256 is checked: this is the way to read a weights file of one's own.
+    sha256 is checked: this is the way to read a weights file of one's own. Peak memory is about
+    twice the arrays' bytes (the bytes read from the file, and the arrays copied from them).
 
     Args:
       source: a file, or the pickle's bytes.
