@@ -105,6 +105,11 @@ def _check_query(fn: str, name: str, q: Array, hs: Array, ndim: int) -> None:
                          f"shape {tuple(hs.shape)}")
 
 
+def _check_dout(fn: str, name: str, dout: Array, shape: tuple[int, ...]) -> None:
+    if tuple(dout.shape) != tuple(shape):
+        raise ValueError(f"{fn}: {name} has shape {tuple(dout.shape)}, expected {tuple(shape)} (the forward's output)")
+
+
 # --------------------------------------------------------------------------------------------
 # AttentionWeight (DLFS2 §8.1.4)
 # --------------------------------------------------------------------------------------------
@@ -128,6 +133,7 @@ def _attention_weight_forward(params: Params, hs: Array, h: Array):
 
 def _attention_weight_backward(params: Params, cache: WeightCache, da: Array):
     """ds = a (da - sum_t a da), dhs = ds h, dh = sum_t ds hs (DLFS2 §8.1.4)."""
+    _check_dout("attention_weight.backward", "da", da, cache.a.shape)
     dhs, dh = _weights_backward(cache.hs, cache.h[:, None, :], cache.a[:, None, :], da[:, None, :])
     return NO_PARAMS, (dhs, dh[:, 0])
 
@@ -161,6 +167,7 @@ def _weight_sum_forward(params: Params, hs: Array, a: Array):
 
 def _weight_sum_backward(params: Params, cache: SumCache, dc: Array):
     """dhs = a dc, da = sum_h dc hs (DLFS2 §8.1.3)."""
+    _check_dout("weight_sum.backward", "dc", dc, cache.hs.shape[::2])
     dhs, da = _weighted_sum_backward(cache.hs, cache.a[:, None, :], dc[:, None, :])
     return NO_PARAMS, (dhs, da[:, 0])
 
@@ -187,6 +194,7 @@ def _attention_forward(params: Params, hs: Array, h: Array):
 
 def _attention_backward(params: Params, cache: WeightCache, dc: Array):
     """dhs = WeightSum's dhs + AttentionWeight's dhs; dh from AttentionWeight (DLFS2 §8.1.5)."""
+    _check_dout("attention.backward", "dc", dc, cache.h.shape)
     dhs, dh = _attend_backward(cache.hs, cache.h[:, None, :], cache.a[:, None, :], dc[:, None, :])
     return NO_PARAMS, (dhs, dh[:, 0])
 
@@ -224,6 +232,7 @@ def _time_attention_forward(params: Params, hs_enc: Array, hs_dec: Array):
 def _time_attention_backward(params: Params, cache: TimeCache, dout: Array):
     """dhs_enc = sum over the decoder steps of each step's dhs; dhs_dec[:, u] = step u's dh
     (DLFS2 §8.1.5, TimeAttention.backward)."""
+    _check_dout("time_attention.backward", "dout", dout, cache.hs_dec.shape)
     return NO_PARAMS, _attend_backward(cache.hs_enc, cache.hs_dec, cache.a, dout)
 
 

@@ -164,5 +164,11 @@ def test_errors():
         A.time_attention.forward(A.NO_PARAMS, hs, jnp.zeros((N, TD, 5)))
     with pytest.raises(ValueError, match=r"time_attention.forward: hs_enc has shape \(3, 0, 6\), expected T >= 1"):
         A.time_attention.forward(A.NO_PARAMS, jnp.zeros((N, 0, H)), jnp.zeros((N, TD, H)))
+    _, cache = A.time_attention.forward(A.NO_PARAMS, hs, jnp.zeros((N, TD, H)))
+    with pytest.raises(ValueError, match=r"time_attention.backward: dout has shape \(3, 6\), expected \(3, 4, 6\)"):
+        A.time_attention.backward(A.NO_PARAMS, cache, h)
+    _, cache = A.weight_sum.forward(A.NO_PARAMS, hs, jnp.ones((N, T)) / T)
+    with pytest.raises(ValueError, match=r"weight_sum.backward: dc has shape \(3, 5\), expected \(3, 6\)"):
+        A.weight_sum.backward(A.NO_PARAMS, cache, jnp.zeros((N, T)))
     with pytest.raises(TypeError, match=r"attention.forward: hs has dtype int32, expected a floating dtype"):
         A.attention.forward(A.NO_PARAMS, jnp.zeros((N, T, H), jnp.int32), h)
