@@ -17,7 +17,7 @@ by these implementations ("impls"), all in this one process:
                                  ``jax.jit`` call a step, the train state donated. The conv nets
                                  run their default kernels (``conv="auto"``) on both paths.
     fnn_manual_scan, ..._scan    K steps a call: `fnn.step.make_epoch` (shuffle + ``lax.scan``
-                                 over K mini-batches; the LMs: `fnn.lm.make_lm_steps`), what
+                                 over K mini-batches; the LMs: `fnn.step.make_steps`), what
                                  `fnn.train.fit` runs. K = `SCAN_STEPS`.
     numpy                        the book's algorithms in NumPy (`_bench_numpy.py`)
     jax_ref                      plain ``jax.value_and_grad`` + ``optax.adam`` (`_bench_refs.py`;
@@ -297,7 +297,12 @@ def build_fnn(model: str, cfg: dict, impl: str, x, t) -> JaxRunner:
         return JaxRunner(jax.jit(one, donate_argnums=0), ts, (jnp.asarray(x), jnp.asarray(t), key))
     K = SCAN_STEPS
     if model in ("lstm_lm", "gru_lm"):
-        run = _import("fnn.lm").make_lm_steps(m, optimizer, grad=grad)
+        steps = _import("fnn.step").make_steps(m, optimizer, grad=grad)
+
+        def run(ts, *args):
+            ts, metrics = steps(ts, *args)
+            return ts, metrics["loss"]
+
         args = (jnp.tile(jnp.asarray(x), (K, 1, 1)), jnp.tile(jnp.asarray(t), (K, 1, 1)), key)
         return JaxRunner(run, ts, args, steps_per_call=K)
     epoch = make_epoch(m, optimizer, batch_size=cfg["batch"], grad=grad, num_batches=K)
