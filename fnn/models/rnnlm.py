@@ -172,8 +172,9 @@ def model(vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 1
     if not 0.0 <= cfg.drop_rate < 1.0:
         raise ValueError(f"rnnlm.model: drop_rate is {cfg.drop_rate!r}, expected a value in [0, 1)")
     check_positive_int("rnnlm.model", "num_layers", cfg.num_layers)
-    if cfg.head_rows is not None:
-        check_positive_int("rnnlm.model", "head_rows (or None)", cfg.head_rows)
+    if cfg.head_rows is not None and (not isinstance(cfg.head_rows, int) or cfg.head_rows < 1):
+        raise ValueError(f"rnnlm.model: head_rows is {cfg.head_rows!r}, expected a positive integer "
+                         f"or None")
 
     def init_(key):
         return init(key, vocab_size, wordvec_size, hidden_size, cfg, dtype=dtype), {}
