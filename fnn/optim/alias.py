@@ -73,17 +73,18 @@ def momentum(learning_rate: Any = 0.01, momentum: float = 0.9) -> optax.Gradient
 def nesterov(learning_rate: Any = 0.01, momentum: float = 0.9) -> optax.GradientTransformation:
     """The book's ``Nesterov`` class (code only: ``common/optimizer.py``, beside DLFS1 §6.1.4)::
 
-        v <- momentum * v - lr * dW          (v starts at 0)
-        W <- W + momentum**2 * v - (1 + momentum) * lr * dW
+        W <- W + momentum**2 * v - (1 + momentum) * lr * dW      (v starts at 0)
+        v <- momentum * v - lr * dW
 
-    The name is misleading: this is *not* the Nesterov step of the paper the book cites.
-    That step (Bengio et al. 2013; Sutskever et al. 2013) uses the velocity from
-    *before* the update, ``W <- W + momentum**2 * v_old - (1 + momentum) * lr * dW``, and is
-    what ``optax.sgd(lr, momentum=momentum, nesterov=True)`` computes. The book applies that
-    line after updating ``v``, so it uses the new velocity; in terms of the old one,
-    ``W <- W + momentum**3 * v_old - (1 + momentum + momentum**2) * lr * dW``, a larger
-    step. We keep the book's rule. Measured against ``optax.sgd(0.02, momentum=0.9,
-    nesterov=True)``: 0.14 relative (for scale, plain :func:`momentum` is 0.35 away).
+    The step uses the velocity from *before* this update: the book's code since its fix of
+    January 2021 ("Fix Nesterov update function"; before it, ``v`` was updated first). This is
+    the Nesterov step of the paper the book cites (Bengio et al. 2013, eq. 7; Sutskever et al.
+    2013), and with a constant learning rate it equals
+    ``optax.sgd(lr, momentum=momentum, nesterov=True)``: measured against
+    ``optax.sgd(0.02, momentum=0.9, nesterov=True)``, 3.4e-16 relative (rounding; plain
+    :func:`momentum` is 0.24 away). Under a schedule each gradient enters ``v`` scaled by the
+    learning rate of its own step, as for :func:`momentum`; with
+    ``optax.exponential_decay(0.02, 20, 0.3)`` on both: 0.99 relative.
 
     References:
       Bengio, Boulanger-Lewandowski and Pascanu, "Advances in optimizing recurrent
