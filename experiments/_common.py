@@ -4,10 +4,10 @@ several experiments of one chapter use (the experiments never import each other;
 An experiment is ``experiments/<chapter>_<what>.py`` (installed as the package ``fnn_experiments``)
 with ``main(argv=None) -> dict``. It parses ``--quick``, ``--seed`` and ``--out`` with `parser`,
 runs, and writes its PNG figure(s) and a ``result.json`` (`save_result`: config, metrics, seconds,
-versions) into the output folder (default ``results/<name>/``). ``--quick`` runs on the embedded
-digits or a generated corpus in seconds; the full mode uses full MNIST or PTB
-(``$FNN_DATA_DIR``; see `fnn.data`). Figures are drawn with matplotlib's Agg backend, which
-`parser` selects: experiments write files, they never open windows.
+versions, and the book's numbers and section beside fnn's) into the output folder (default
+``results/<name>/``). ``--quick`` runs on the embedded digits or a generated corpus in seconds; the
+full mode uses full MNIST or PTB (``$FNN_DATA_DIR``; see `fnn.data`). Figures are drawn with
+matplotlib's Agg backend, which `parser` selects: experiments write files, they never open windows.
 
 * every experiment: `parser`, `output_dir`, `load_data`, `Timer`, `save_result`, `save_figure`,
   `report`, `versions`, `plot_history`;
@@ -79,6 +79,7 @@ def versions() -> dict[str, str]:
 
 
 def _jsonable(x):
+    """`x` as plain JSON values: arrays as lists, paths as strings, NaN and infinities as None."""
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -86,23 +87,68 @@ def _jsonable(x):
     if isinstance(x, Path):
         return str(x)
     if hasattr(x, "tolist"):  # numpy / jax arrays and scalars
-        return x.tolist()
+        return _jsonable(x.tolist())
+    if isinstance(x, float) and not np.isfinite(x):
+        return None  # JSON has no NaN or infinity; a reader sees null
     return x
 
 
-def save_result(out: Path, name: str, args: argparse.Namespace, *, config: dict, metrics: dict,
-                seconds: float, **extra) -> Path:
-    """Write ``out/result.json`` atomically and return its path.
+def _check_book(book: dict, book_ref: dict | None) -> None:
+    """The book's numbers are finite numbers or lists of them; `book_ref` names a section."""
+    for key, value in book.items():
+        values = np.asarray(value, dtype=object).ravel()
+        if not values.size or not all(isinstance(v, (int, float, np.integer, np.floating))
+                                      and not isinstance(v, bool) and np.isfinite(v) for v in values):
+            raise ValueError(f"save_result: book[{key!r}] must be a finite number or a list of finite "
+                             f"numbers, got {value!r}")
+    if book_ref is None:
+        if book:
+            raise ValueError("save_result: book numbers need book_ref (the section they come from)")
+        return
+    if not isinstance(book_ref.get("section"), str) or not book_ref["section"]:
+        raise ValueError(f"save_result: book_ref['section'] must be a non-empty string such as "
+                         f"'DLFS1 §5.7.4', got {book_ref.get('section')!r}")
+    unknown = set(book_ref) - {"section", "figures", "script", "approx", "note"}
+    if unknown:
+        raise ValueError(f"save_result: book_ref has unknown keys {sorted(unknown)}; expected section, "
+                         f"figures, script, approx, note")
+    figures = book_ref.get("figures", [])
+    if not isinstance(figures, (list, tuple)) or not all(isinstance(f, str) for f in figures):
+        raise ValueError(f"save_result: book_ref['figures'] must be a list of strings, got {figures!r}")
+    missing = [k for k in book_ref.get("approx", []) if k not in book]
+    if missing:
+        raise ValueError(f"save_result: book_ref['approx'] names {missing}, which are not in book "
+                         f"(keys {sorted(book)})")
 
-    Fields: experiment, quick, seed, config, metrics, seconds, created, versions, and `extra`
-    (e.g. per-epoch history).
+
+def save_result(out: Path, name: str, args: argparse.Namespace, *, config: dict, metrics: dict,
+                seconds: float, book: dict | None = None, book_ref: dict | None = None, **extra) -> Path:
+    """Write ``out/result.json`` atomically, as strictly valid JSON, and return its path.
+
+    Fields: experiment, quick, seed, config, metrics, seconds, created, versions, book, book_ref and
+    `extra` (e.g. per-epoch history). Arrays become lists; NaN and infinities become ``null`` (the
+    file is written with ``allow_nan=False``, so no bare ``NaN`` can reach it).
+
+    The book's side, which ``fnn report`` sets beside fnn's:
+
+    * ``book`` — the numbers the book states, ``{key: number or list of numbers}``. Where a number
+      is the book's value of one of fnn's `metrics`, it has the same key (``metrics["test_acc"]``
+      and ``book["test_acc"]``), so a reader can take the difference; other keys are numbers the
+      book states that fnn has no counterpart for. ``{}`` where the book states none.
+    * ``book_ref`` — where in the book, ``{"section": "DLFS1 §5.7.4", "figures": ["Fig. 5-30"],
+      "script": "ch05/train_neuralnet.py", "approx": ["test_acc"], "note": "..."}``: the section
+      (required), the book's figures this experiment draws, the book's script, the keys of ``book``
+      that the book gives only roughly ("about 0.97", or read off a figure), and one line of note.
+      ``None`` for an experiment that is not from the books.
     """
+    book = {} if book is None else dict(book)
+    _check_book(book, book_ref)
     result = {"experiment": name, "quick": bool(args.quick), "seed": args.seed,
               "config": config, "metrics": metrics, "seconds": round(float(seconds), 3),
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "versions": versions(), **extra}
+              "versions": versions(), "book": book, "book_ref": book_ref, **extra}
     path = out / "result.json"
-    write_atomic(path, (json.dumps(_jsonable(result), indent=2) + "\n").encode())
+    write_atomic(path, (json.dumps(_jsonable(result), indent=2, allow_nan=False) + "\n").encode())
     return path
 
 

@@ -4,14 +4,18 @@ An experiment whose quick mode takes more than ~15 s sets ``SLOW = True`` at mod
 then carries the ``slow`` marker and runs with ``pytest -m slow``.
 """
 
+import argparse
 import ast
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fnn_experiments
 from fnn import cli
+from fnn_experiments import _common as ex
 
 EXPERIMENTS = cli.experiments()
 
@@ -36,8 +40,8 @@ def test_the_quick_start_experiment_is_listed():
 def test_quick_mode_writes_figure_and_result(name, tmp_path):
     code = cli.main(["run", name, "--quick", "--out", str(tmp_path), "--no-progress"])
     assert code == 0
-    result = json.loads((tmp_path / "result.json").read_text())
-    for field in ("experiment", "quick", "seed", "config", "metrics", "seconds", "versions"):
+    result = strict_json((tmp_path / "result.json").read_text())
+    for field in ("experiment", "quick", "seed", "config", "metrics", "seconds", "versions", "book", "book_ref"):
         assert field in result, f"{name}: result.json lacks {field}"
     assert result["experiment"] == name and result["quick"] is True
     assert result["metrics"], f"{name}: no metrics"
@@ -46,6 +50,47 @@ def test_quick_mode_writes_figure_and_result(name, tmp_path):
     assert all(p.stat().st_size > 5000 for p in pngs), "a figure is suspiciously small"
     if name == "ch5_train_neuralnet":  # the README's quick start promises >= 0.95 on the embedded digits
         assert result["metrics"]["test_acc"] >= 0.95
+
+
+def strict_json(text: str):
+    """The parsed JSON; fails on NaN / Infinity, which Python's json reads but JSON does not allow."""
+    def refuse(constant):
+        raise ValueError(f"result.json holds {constant}, which is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_save_result_writes_strict_json_with_the_books_numbers(tmp_path):
+    args = argparse.Namespace(quick=True, seed=3)
+    metrics = {"acc": np.float32(0.5), "nan": math.nan, "inf": np.array([1.0, np.inf, -np.inf]),
+               "nested": {"x": [np.nan, 2]}}
+    path = ex.save_result(tmp_path, "demo", args, config={"p": Path("a/b")}, metrics=metrics, seconds=1.23456,
+                          book={"acc": 0.5, "curve": [1, 2.5]},
+                          book_ref={"section": "DLFS1 §5.7.4", "figures": ["Fig. 5-30"], "approx": ["acc"]})
+    result = strict_json(path.read_text())
+    assert result["metrics"] == {"acc": 0.5, "nan": None, "inf": [1.0, None, None], "nested": {"x": [None, 2]}}
+    assert result["config"] == {"p": "a/b"} and result["seconds"] == 1.235
+    assert result["book"] == {"acc": 0.5, "curve": [1, 2.5]}
+    assert result["book_ref"]["section"] == "DLFS1 §5.7.4" and result["book_ref"]["figures"] == ["Fig. 5-30"]
+    path = ex.save_result(tmp_path, "demo", args, config={}, metrics={"a": 1}, seconds=0)
+    assert strict_json(path.read_text())["book"] == {} and strict_json(path.read_text())["book_ref"] is None
+
+
+@pytest.mark.parametrize("book, book_ref, message", [
+    ({"acc": math.nan}, {"section": "DLFS1 §3"}, "book['acc'] must be a finite number"),
+    ({"acc": "0.97"}, {"section": "DLFS1 §3"}, "book['acc'] must be a finite number"),
+    ({"acc": True}, {"section": "DLFS1 §3"}, "book['acc'] must be a finite number"),
+    ({"acc": []}, {"section": "DLFS1 §3"}, "book['acc'] must be a finite number"),
+    ({"acc": 0.97}, None, "book numbers need book_ref"),
+    ({}, {"figures": ["Fig. 3-1"]}, "book_ref['section'] must be a non-empty string"),
+    ({}, {"section": "DLFS1 §3", "page": 3}, "unknown keys ['page']"),
+    ({}, {"section": "DLFS1 §3", "figures": "Fig. 3-1"}, "book_ref['figures'] must be a list of strings"),
+    ({"acc": 0.97}, {"section": "DLFS1 §3", "approx": ["loss"]}, "book_ref['approx'] names ['loss']"),
+])
+def test_save_result_refuses_malformed_book_numbers(tmp_path, book, book_ref, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        ex.save_result(tmp_path, "demo", argparse.Namespace(quick=True, seed=0), config={}, metrics={"acc": 1},
+                       seconds=0, book=book, book_ref=book_ref)
+    assert not (tmp_path / "result.json").exists()
 
 
 def test_cli_list_and_errors(capsys):
