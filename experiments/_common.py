@@ -93,12 +93,28 @@ def _jsonable(x):
     return x
 
 
+def _book_leaves(book: dict, prefix: str = "") -> dict:
+    """``{"a.b": value}`` for every number or list of numbers in the nested dict `book`."""
+    leaves = {}
+    for key, value in book.items():
+        if isinstance(value, dict):
+            leaves.update(_book_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            and bool(np.isfinite(v)))
+
+
 def _check_book(book: dict, book_ref: dict | None) -> None:
     """The book's numbers are finite numbers or lists of them; `book_ref` names a section."""
-    for key, value in book.items():
-        values = np.asarray(value, dtype=object).ravel()
-        if not values.size or not all(isinstance(v, (int, float, np.integer, np.floating))
-                                      and not isinstance(v, bool) and np.isfinite(v) for v in values):
+    leaves = _book_leaves(book)
+    for key, value in leaves.items():
+        values = np.asarray(value, dtype=object).ravel() if isinstance(value, (list, tuple)) else [value]
+        if not len(values) or not all(_is_number(v) for v in values):
             raise ValueError(f"save_result: book[{key!r}] must be a finite number or a list of finite "
                              f"numbers, got {value!r}")
     if book_ref is None:
@@ -115,10 +131,10 @@ def _check_book(book: dict, book_ref: dict | None) -> None:
     figures = book_ref.get("figures", [])
     if not isinstance(figures, (list, tuple)) or not all(isinstance(f, str) for f in figures):
         raise ValueError(f"save_result: book_ref['figures'] must be a list of strings, got {figures!r}")
-    missing = [k for k in book_ref.get("approx", []) if k not in book]
+    missing = [k for k in book_ref.get("approx", []) if k not in leaves]
     if missing:
         raise ValueError(f"save_result: book_ref['approx'] names {missing}, which are not in book "
-                         f"(keys {sorted(book)})")
+                         f"(its numbers: {sorted(leaves)})")
 
 
 def save_result(out: Path, name: str, args: argparse.Namespace, *, config: dict, metrics: dict,
@@ -131,14 +147,16 @@ def save_result(out: Path, name: str, args: argparse.Namespace, *, config: dict,
 
     The book's side, which ``fnn report`` sets beside fnn's:
 
-    * ``book`` — the numbers the book states, ``{key: number or list of numbers}``. Where a number
-      is the book's value of one of fnn's `metrics`, it has the same key (``metrics["test_acc"]``
-      and ``book["test_acc"]``), so a reader can take the difference; other keys are numbers the
+    * ``book`` — the numbers the book states: ``{key: number, list of numbers, or a dict of
+      these}``. Where a number is the book's value of one of fnn's `metrics`, it sits under the
+      same key path (``metrics["test_acc"]`` and ``book["test_acc"]``; ``metrics["dW"]["W1"]``
+      and ``book["dW"]["W1"]``), so a reader can take the difference; other keys are numbers the
       book states that fnn has no counterpart for. ``{}`` where the book states none.
     * ``book_ref`` — where in the book, ``{"section": "DLFS1 §5.7.4", "figures": ["Fig. 5-30"],
       "script": "ch05/train_neuralnet.py", "approx": ["test_acc"], "note": "..."}``: the section
       (required), the book's figures this experiment draws, the book's script, the keys of ``book``
-      that the book gives only roughly ("about 0.97", or read off a figure), and one line of note.
+      (dotted paths for nested ones, ``"dW.W1"``) that the book gives only roughly ("about 0.97",
+      or read off a figure), and one line of note.
       ``None`` for an experiment that is not from the books.
     """
     book = {} if book is None else dict(book)

@@ -64,12 +64,13 @@ def test_save_result_writes_strict_json_with_the_books_numbers(tmp_path):
     metrics = {"acc": np.float32(0.5), "nan": math.nan, "inf": np.array([1.0, np.inf, -np.inf]),
                "nested": {"x": [np.nan, 2]}}
     path = ex.save_result(tmp_path, "demo", args, config={"p": Path("a/b")}, metrics=metrics, seconds=1.23456,
-                          book={"acc": 0.5, "curve": [1, 2.5]},
-                          book_ref={"section": "DLFS1 §5.7.4", "figures": ["Fig. 5-30"], "approx": ["acc"]})
+                          book={"acc": 0.5, "curve": [1, 2.5], "dW": {"W1": [[0.1, -0.2]]}},
+                          book_ref={"section": "DLFS1 §5.7.4", "figures": ["Fig. 5-30"],
+                                    "approx": ["acc", "dW.W1"]})
     result = strict_json(path.read_text())
     assert result["metrics"] == {"acc": 0.5, "nan": None, "inf": [1.0, None, None], "nested": {"x": [None, 2]}}
     assert result["config"] == {"p": "a/b"} and result["seconds"] == 1.235
-    assert result["book"] == {"acc": 0.5, "curve": [1, 2.5]}
+    assert result["book"] == {"acc": 0.5, "curve": [1, 2.5], "dW": {"W1": [[0.1, -0.2]]}}
     assert result["book_ref"]["section"] == "DLFS1 §5.7.4" and result["book_ref"]["figures"] == ["Fig. 5-30"]
     path = ex.save_result(tmp_path, "demo", args, config={}, metrics={"a": 1}, seconds=0)
     assert strict_json(path.read_text())["book"] == {} and strict_json(path.read_text())["book_ref"] is None
@@ -80,6 +81,7 @@ def test_save_result_writes_strict_json_with_the_books_numbers(tmp_path):
     ({"acc": "0.97"}, {"section": "DLFS1 §3"}, "book['acc'] must be a finite number"),
     ({"acc": True}, {"section": "DLFS1 §3"}, "book['acc'] must be a finite number"),
     ({"acc": []}, {"section": "DLFS1 §3"}, "book['acc'] must be a finite number"),
+    ({"dW": {"W1": [1.0, math.inf]}}, {"section": "DLFS1 §3"}, "book['dW.W1'] must be a finite number"),
     ({"acc": 0.97}, None, "book numbers need book_ref"),
     ({}, {"figures": ["Fig. 3-1"]}, "book_ref['section'] must be a non-empty string"),
     ({}, {"section": "DLFS1 §3", "page": 3}, "unknown keys ['page']"),
