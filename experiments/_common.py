@@ -11,7 +11,7 @@ matplotlib's Agg backend, which `parser` selects: experiments write files, they 
 
 * every experiment: `parser`, `output_dir`, `load_data`, `Timer`, `save_result`, `save_figure`,
   `report`, `versions`, `plot_history`;
-* DLFS1 ch2 (perceptrons): `plot_points`, `plot_gate`;
+* DLFS1 ch2 (perceptrons): `plot_points`, `plot_gate`, `legend_below`;
 * DLFS1 ch6 (loss curves on MNIST): `setup`, `train_curves`, `smooth`, `loss_figure`, `MARKERS`;
 * DLFS2 ch5-7 (language models): `load_corpora`, `plot_ppl`, `load_params`.
 """
@@ -29,10 +29,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from fnn import perceptron as P
 from fnn.files import write_atomic
@@ -124,10 +124,13 @@ def _check_book(book: dict, book_ref: dict | None) -> None:
     if not isinstance(book_ref.get("section"), str) or not book_ref["section"]:
         raise ValueError(f"save_result: book_ref['section'] must be a non-empty string such as "
                          f"'DLFS1 §5.7.4', got {book_ref.get('section')!r}")
-    unknown = set(book_ref) - {"section", "figures", "script", "approx", "note"}
+    unknown = set(book_ref) - {"section", "figures", "script", "approx", "quick_differs", "note"}
     if unknown:
         raise ValueError(f"save_result: book_ref has unknown keys {sorted(unknown)}; expected section, "
-                         f"figures, script, approx, note")
+                         f"figures, script, approx, quick_differs, note")
+    if not isinstance(book_ref.get("quick_differs", False), bool):
+        raise ValueError(f"save_result: book_ref['quick_differs'] must be True or False, got "
+                         f"{book_ref['quick_differs']!r}")
     figures = book_ref.get("figures", [])
     if not isinstance(figures, (list, tuple)) or not all(isinstance(f, str) for f in figures):
         raise ValueError(f"save_result: book_ref['figures'] must be a list of strings, got {figures!r}")
@@ -153,10 +156,12 @@ def save_result(out: Path, name: str, args: argparse.Namespace, *, config: dict,
       and ``book["dW"]["W1"]``), so a reader can take the difference; other keys are numbers the
       book states that fnn has no counterpart for. ``{}`` where the book states none.
     * ``book_ref`` — where in the book, ``{"section": "DLFS1 §5.7.4", "figures": ["Fig. 5-30"],
-      "script": "ch05/train_neuralnet.py", "approx": ["test_acc"], "note": "..."}``: the section
-      (required), the book's figures this experiment draws, the book's script, the keys of ``book``
-      (dotted paths for nested ones, ``"dW.W1"``) that the book gives only roughly ("about 0.97",
-      or read off a figure), and one line of note.
+      "script": "ch05/train_neuralnet.py", "approx": ["test_acc"], "quick_differs": True,
+      "note": "..."}``: the section (required), the book's figures this experiment draws, the
+      book's script, the keys of ``book`` (dotted paths for nested ones, ``"dW.W1"``) that the book
+      gives only roughly ("about 0.97", or read off a figure), whether ``--quick`` runs on other
+      data than the book's (the embedded digits, a generated corpus), so that its numbers are not
+      comparable with the book's, and one line of note.
       ``None`` for an experiment that is not from the books.
     """
     book = {} if book is None else dict(book)
@@ -177,24 +182,30 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def plot_history(history: dict, title: str) -> plt.Figure:
-    """Loss per iteration and train/test accuracy per epoch, side by side (DLFS1 Fig. 4-11, 4-12)."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+def plot_history(history: dict, title: str, axes=None) -> plt.Figure:
+    """Loss per iteration and train/test accuracy per epoch, side by side (DLFS1 Fig. 4-11, 4-12).
+
+    Draws into `axes` (two axes) when given, else into a new figure with `title` above both.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+        fig.suptitle(title)
+    ax_loss, ax_acc = axes
     loss = np.asarray(history["step_loss"])
     ax_loss.plot(np.arange(1, loss.size + 1), loss, lw=0.6, alpha=0.5, label="mini-batch")
     if loss.size >= 20:
         w = max(loss.size // 50, 5)
         smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
         ax_loss.plot(np.arange(w, loss.size + 1), smooth, lw=1.5, label=f"mean of {w}")
-    ax_loss.set(xlabel="iteration", ylabel="loss", title="training loss")
+    ax_loss.set(xlabel="iteration", ylabel="loss", title="training loss", ylim=(0, None))
     ax_loss.legend()
     epochs = history["epoch"]
     ax_acc.plot(epochs, history["train_acc"], "o-", ms=3, label="train acc")
     ax_acc.plot(epochs, history["test_acc"], "s--", ms=3, label="test acc")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.0), title="accuracy")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.legend(loc="lower right")
-    fig.suptitle(title)
-    return fig
+    return ax_loss.figure
 
 
 def load_data(args: argparse.Namespace, *, quick: str = "digits28", full: str = "mnist", **kwargs):
@@ -237,26 +248,33 @@ def plot_points(ax, targets, title: str) -> None:
         sel = targets == value
         ax.scatter(x[sel, 0], x[sel, 1], marker=marker, s=110, facecolors="white" if value == 0
                    else "tab:gray", edgecolors="k", zorder=3, label=label)
+    ticks = [-0.5, 0, 0.5, 1, 1.5]
     ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), xlabel="$x_1$", ylabel="$x_2$", title=title,
-           aspect="equal")
+           aspect="equal", xticks=ticks, yticks=ticks)
     ax.axhline(0, color="0.8", lw=0.8)
     ax.axvline(0, color="0.8", lw=0.8)
 
 
-def plot_gate(ax, params: P.Perceptron, targets, title: str, color: str = "tab:blue") -> None:
+def legend_below(ax, ncol: int = 2, **kwargs) -> None:
+    """The legend under the axes, where it hides no data."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, fontsize=8, frameon=False,
+              **kwargs)
+
+
+def plot_gate(ax, params: P.Perceptron, targets, title: str, color: str = "tab:blue",
+              names: tuple[str, str] = ("x1", "x2")) -> None:
     """A perceptron's line w · x + b = 0 and the half-plane where it outputs 1, with the four inputs."""
     g = np.linspace(-0.5, 1.5, 201)
     X1, X2 = np.meshgrid(g, g)
-    grid = jnp.asarray(np.stack([X1.ravel(), X2.ravel()], axis=1), jnp.float32)  # (G, 2)
-    Y = np.asarray(P.perceptron(params, grid)).reshape(X1.shape)
-    ax.contourf(X1, X2, Y, levels=[0.5, 1.5], colors=[color], alpha=0.18)
+    grid = np.stack([X1.ravel(), X2.ravel()], axis=1)  # (G, 2)
     w1, w2 = (float(v) for v in params.w)
     b = float(params.b)
+    Y = (grid @ np.array([w1, w2]) + b > 0).reshape(X1.shape)  # float64: the line, not its rounding
+    ax.contourf(X1, X2, Y.astype(float), levels=[0.5, 1.5], colors=[color], alpha=0.18)
     if abs(w2) > 1e-12:
         ax.plot(g, -(w1 * g + b) / w2, color=color, lw=1.8,
-                label=f"{w1:+.2g} x1 {w2:+.2g} x2 {b:+.2g} = 0")
+                label=f"{w1:+.2g} {names[0]} {w2:+.2g} {names[1]} {b:+.2g} = 0")
     plot_points(ax, targets, title)
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,12 +355,17 @@ def load_corpora(args, quick: dict):
     return train, load_ptb("valid")[0], load_ptb("test")[0], id_to_word, "PTB", None
 
 
-def plot_ppl(history: dict, title: str, ylim=None, true_ppl=None) -> plt.Figure:
-    """Train perplexity against the iteration, with the language's true perplexity when known."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(history["ppl_step"], history["ppl"], lw=1, label="train")
+def plot_ppl(history: dict, title: str, ylim=None, true_ppl=None, *, test_ppl=None,
+             train_label: str = "train") -> plt.Figure:
+    """Train perplexity against the iteration, with the language's true perplexity when known and
+    the test perplexity of the trained model (a marker after the last iteration) when given."""
+    fig, ax = plt.subplots(figsize=(6.4, 4), layout="constrained")
+    ax.plot(history["ppl_step"], history["ppl"], lw=1, label=train_label)
     if true_ppl is not None:
         ax.axhline(true_ppl, ls="--", c="k", lw=1, label=f"true perplexity {true_ppl:.2f}")
+    if test_ppl is not None:
+        ax.plot([history["ppl_step"][-1]], [test_ppl], "D", c="tab:red", ms=6,
+                label=f"test (unseen text) {test_ppl:.2f}")
     ax.set(xlabel="iteration", ylabel="perplexity", title=title)
     if ylim:
         ax.set_ylim(*ylim)

@@ -85,6 +85,7 @@ def test_save_result_writes_strict_json_with_the_books_numbers(tmp_path):
     ({"acc": 0.97}, None, "book numbers need book_ref"),
     ({}, {"figures": ["Fig. 3-1"]}, "book_ref['section'] must be a non-empty string"),
     ({}, {"section": "DLFS1 §3", "page": 3}, "unknown keys ['page']"),
+    ({}, {"section": "DLFS1 §3", "quick_differs": "yes"}, "book_ref['quick_differs'] must be True or False"),
     ({}, {"section": "DLFS1 §3", "figures": "Fig. 3-1"}, "book_ref['figures'] must be a list of strings"),
     ({"acc": 0.97}, {"section": "DLFS1 §3", "approx": ["loss"]}, "book_ref['approx'] names ['loss']"),
 ])
