@@ -75,16 +75,22 @@ def main(argv=None) -> dict:
     axes[3].plot(x, curves["relu"])
     axes[3].set(title="ReLU (Fig. 3-9)", ylim=(-1.0, 5.5))
     for ax in axes:
-        ax.set_xlabel("x")
+        ax.set(xlabel="x", ylabel="h(x)")
         ax.grid(alpha=0.3)
     fig.suptitle("Activation functions (DLFS1 §3.2)")
     ex.save_figure(fig, out / "activations.png")
 
     errors = {k: float(np.max(np.abs(np.asarray(values[k]) - np.asarray(BOOK[k])))) for k in BOOK}
-    metrics = {**values, "book": BOOK, "max_abs_error_vs_book": errors,
+    metrics = {**values, "max_abs_error_vs_book": errors,
                "naive_softmax_overflows": bool(np.all(np.isnan(values["softmax_naive_large"])))}
     path = ex.save_result(out, NAME, args, config={"x_range": [-5.0, 5.0, 0.1], "dtype": "float64"},
-                          metrics=metrics, seconds=timer.seconds)
+                          metrics=metrics, seconds=timer.seconds, book=BOOK,
+                          book_ref={"section": "DLFS1 §3.2–3.5", "figures": ["Fig. 3-6", "Fig. 3-7",
+                                                                               "Fig. 3-8", "Fig. 3-9"],
+                                    "script": "ch03/step_function.py, sigmoid.py, sig_step_compare.py, "
+                                              "relu.py",
+                                    "note": "the book prints 8 digits; the naive softmax of [1010, 1000, "
+                                            "990] is nan (null in this file)"})
 
     def fmt(v):
         return "[" + ", ".join(f"{a:.8g}" for a in v) + "]"
