@@ -30,6 +30,57 @@ def _is_slow(name: str) -> bool:
 
 PARAMS = [pytest.param(name, marks=[pytest.mark.slow] if _is_slow(name) else []) for name in EXPERIMENTS]
 
+# Where the book states a number, result.json carries it under "book" (a few keys each, as dotted paths).
+BOOK_NUMBERS = {
+    "ch1_matplotlib": ["x + y", "A * [10, 20]", "X[X > 15]"],
+    "ch2_perceptron_gates": ["truth_tables.AND", "truth_tables.NAND", "truth_tables.OR"],
+    "ch2_perceptron_learning": ["AND.truth_table", "NAND.truth_table", "OR.truth_table"],
+    "ch2_xor": ["xor", "table.rows"],
+    "ch3_activations": ["sigmoid", "forward", "softmax", "softmax_large"],
+    "ch3_mnist_show": ["first_label", "image_shape"],
+    "ch3_neuralnet_mnist": ["mnist_test_acc"],
+    "ch4_numerical_diff": ["diff_at_5", "diff_at_10", "partial_x0", "partial_x1"],
+    "ch4_gradient_2d": ["gradients.(3, 4)", "gradients.(0, 2)", "gradients.(3, 0)"],
+    "ch4_gradient_method": ["final_x.0.1", "final_x.10.0", "final_x.1e-10"],
+    "ch4_simple_net": ["predict", "loss", "dW"],
+    "ch4_train_neuralnet": ["test_acc"],
+    "ch5_buy_apple": ["as_the_book_prints.apple.price", "as_the_book_prints.apple_orange.dtax"],
+    "ch5_gradient_check": ["mean_abs_diff.backprop vs numerical.W1", "mean_abs_diff.backprop vs numerical.b2"],
+    "ch5_train_neuralnet": ["test_acc"],
+    "dlfs2_ch5_simple_rnnlm": ["first_epoch_perplexity"],
+    "dlfs2_ch6_rnnlm": ["test_perplexity"],
+    "dlfs2_ch6_better_rnnlm": ["test_perplexity"],
+    "dlfs2_ch7_generate_text": ["book Rnnlm.pkl test_perplexity"],
+}
+
+
+def leaves(tree: dict, prefix: str = "") -> dict:
+    """``{"a.b": value}`` for the nested dict `tree` (the paths save_result's book_ref uses)."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_book(name: str, result: dict) -> None:
+    """The book's numbers are there, with their section; where quick mode runs the book's own inputs
+    and the book's number is exact, fnn's equals it to the digits the book prints."""
+    book, ref = leaves(result["book"]), result["book_ref"]
+    if name in BOOK_NUMBERS:
+        assert ref and ref["section"].startswith(("DLFS1 §", "DLFS2 §")), f"{name}: book_ref {ref}"
+        missing = [k for k in BOOK_NUMBERS[name] if k not in book]
+        assert not missing, f"{name}: result.json's book lacks {missing}"
+    if not book or ref.get("quick_differs"):
+        return
+    metrics = leaves(result["metrics"])
+    compared = [k for k in book if k in metrics and k not in ref.get("approx", [])]
+    for key in compared:
+        np.testing.assert_allclose(np.asarray(metrics[key], float), np.asarray(book[key], float),
+                                   rtol=2e-4, atol=1e-8, err_msg=f"{name}: {key} differs from the book")
+
 
 def test_the_quick_start_experiment_is_listed():
     assert "ch5_train_neuralnet" in EXPERIMENTS
@@ -43,6 +94,7 @@ def test_quick_mode_writes_figure_and_result(name, tmp_path):
     result = strict_json((tmp_path / "result.json").read_text())
     for field in ("experiment", "quick", "seed", "config", "metrics", "seconds", "versions", "book", "book_ref"):
         assert field in result, f"{name}: result.json lacks {field}"
+    check_book(name, result)
     assert result["experiment"] == name and result["quick"] is True
     assert result["metrics"], f"{name}: no metrics"
     pngs = list(tmp_path.glob("*.png"))
@@ -57,6 +109,17 @@ def strict_json(text: str):
     def refuse(constant):
         raise ValueError(f"result.json holds {constant}, which is not JSON")
     return json.loads(text, parse_constant=refuse)
+
+
+def test_check_book_catches_a_missing_or_wrong_number():
+    result = {"book": {"sigmoid": [0.5]}, "book_ref": {"section": "DLFS1 §3.2"}, "metrics": {"sigmoid": [0.6]}}
+    with pytest.raises(AssertionError, match="sigmoid differs from the book"):
+        check_book("ch3_activations", {**result, "book": {**result["book"], "forward": [0], "softmax": [0],
+                                                         "softmax_large": [0]}})
+    with pytest.raises(AssertionError, match="lacks"):
+        check_book("ch3_activations", result)
+    check_book("ch3_activations", {**result, "book_ref": {"section": "DLFS1 §3.2", "approx": ["sigmoid"]},
+                                   "book": {"sigmoid": 0.5, "forward": 0, "softmax": 0, "softmax_large": 0}})
 
 
 def test_save_result_writes_strict_json_with_the_books_numbers(tmp_path):
