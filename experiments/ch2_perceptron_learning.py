@@ -1,5 +1,5 @@
-"""The perceptron rule learns AND, NAND, OR, never XOR (DLFS1 §2.3–2.4 + Rosenblatt; no book number).
-The book sets the weights by hand, so it prints no number for this run.
+"""The perceptron rule learns AND, NAND, OR, never XOR (DLFS1 §2.3–2.4 + Rosenblatt; book: 0001, 1110, 0111).
+The book sets the weights by hand; the learned gates must give its truth tables.
 
 The book chooses the gates' weights by hand and notes that a machine should find them (§2.3.1).
 Rosenblatt's rule does: for each input, y = [w · x + b > 0], then w += lr (t - y) x, b += lr (t - y)
