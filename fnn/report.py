@@ -173,7 +173,7 @@ def _table(rows: list[dict], columns: list[tuple[str, str]], cls: str = "") -> s
 def _book_ref(ref: dict | None) -> str:
     if not ref:
         return "not from the books"
-    parts = [ref["section"]] + ([", ".join(ref["figures"])] if ref.get("figures") else [])
+    parts = [str(ref.get("section", "?"))] + ([", ".join(map(str, ref["figures"]))] if ref.get("figures") else [])
     if ref.get("script"):
         parts.append(f"script {ref['script']}")
     return "; ".join(parts)
