@@ -109,16 +109,21 @@ def check_positive_int(fn: str, name: str, value, *, or_none: bool = False) -> i
                      expected="a positive integer or None" if or_none else "a positive integer")
 
 
+def _arg(name: str, arg: str) -> str:
+    return f"{name} {arg}" if name else arg
+
+
 def check_data(fn: str, name: str, x, t) -> None:
-    """Validate a data set (x, t): floating x with a sample axis, labels `t` with as many samples."""
-    for arr, arg in ((x, f"{name} x"), (t, f"{name} t")):
+    """Validate a data set (x, t) (`name` "train", "test" or ""): floating x with a sample axis,
+    labels `t` with as many samples."""
+    for arr, arg in ((x, _arg(name, "x")), (t, _arg(name, "t"))):
         if not hasattr(arr, "shape"):
             raise TypeError(f"{fn}: {arg} is a {type(arr).__name__}, expected an array")
-    check_floating(fn, f"{name} x", x)
+    check_floating(fn, _arg(name, "x"), x)
     if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"{fn}: {name} x has shape {tuple(x.shape)}, expected (N, ...) with N >= 1")
+        raise ValueError(f"{fn}: {_arg(name, 'x')} has shape {tuple(x.shape)}, expected (N, ...) with N >= 1")
     if t.shape[:1] != x.shape[:1]:
-        raise ValueError(f"{fn}: {name} t has {t.shape[0] if t.ndim else 'no'} samples (shape "
+        raise ValueError(f"{fn}: {_arg(name, 't')} has {t.shape[0] if t.ndim else 'no'} samples (shape "
                          f"{tuple(t.shape)}), expected {x.shape[0]} to match x {tuple(x.shape)}")
 
 
@@ -225,6 +230,8 @@ def check_set(fn: str, name: str, x, t, scores=None) -> bool:
     cast: `check_data`, finite x (`check_finite`), raw pixels (`warn_if_pixels`), and, given the
     model's `scores` (a shape/dtype struct), the labels (`check_labels`). Returns True for one-hot t."""
     check_data(fn, name, x, t)
-    check_finite(fn, f"{name} x", x)
-    warn_if_pixels(fn, f"{name} x", x)
-    return check_labels(f"{fn} ({name} data)", t, scores) if scores is not None else False
+    check_finite(fn, _arg(name, "x"), x)
+    warn_if_pixels(fn, _arg(name, "x"), x)
+    if scores is None:
+        return False
+    return check_labels(f"{fn} ({name} data)" if name else fn, t, scores)

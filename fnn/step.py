@@ -39,6 +39,7 @@ from jax.sharding import Mesh
 
 from fnn import functions as F
 from fnn import parallel
+from fnn._checks import check_set
 from fnn.models._model import Model, Params, State
 
 # The gradient paths: ``jax.grad`` of the model's loss, or the model's hand-written backprop.
@@ -191,13 +192,20 @@ def make_steps(model: Model, optimizer: optax.GradientTransformation, *, grad: s
     return _jit_donating(run, mesh)
 
 
-def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = None):
-    """A jitted ``evaluate(params, state, x, t) -> {"loss", "accuracy"}`` over a whole data set.
+def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = None, check: bool = True):
+    """``evaluate(params, state, x, t) -> {"loss", "accuracy"}`` over a whole data set, jitted.
 
     Runs `model.apply` (eval mode) in batches of `batch_size` under one `lax.scan`; the last batch
     is padded and the padding masked out. Scores (N, ..., C) with labels (N, ...) or one-hot: the
     loss and accuracy average over every position. With a `mesh` (`fnn.parallel`), each batch is
     split over its ``"batch"`` axis (the batch grows to a multiple of the devices, padded).
+
+    Called eagerly, `evaluate` first checks its data on the host (`fnn._checks.check_set`: x finite,
+    labels in [0, C) in their own dtype, one-hot rows that are distributions), since inside the
+    compiled program a label 9 of 3 classes would be clamped and scored. Called under `jit`/`vmap`
+    (inside `fnn.multi.fit_many`) the values are tracers and only shapes and dtypes are checked.
+    ``check=False`` returns the bare jitted program, for a caller that checked the data once
+    already (`fnn.train.fit` evaluates the same arrays after every epoch).
     """
     def evaluate(params: Params, state: State, x: Array, t: Array) -> dict[str, Array]:
         N = x.shape[0]
@@ -227,4 +235,14 @@ def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = N
         (loss_sum, correct_sum), _ = jax.lax.scan(body, (zero, zero), (xb, tb, mask))
         return {"loss": loss_sum / N, "accuracy": correct_sum / N}
 
-    return jax.jit(evaluate)
+    program = jax.jit(evaluate)
+    if not check:
+        return program
+
+    def checked(params: Params, state: State, x: Array, t: Array) -> dict[str, Array]:
+        xs = jax.ShapeDtypeStruct(jnp.shape(x), jax.dtypes.canonicalize_dtype(jnp.result_type(x)))
+        scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], params, state, xs)
+        check_set("evaluate", "", x, t, scores)
+        return program(params, state, x, t)
+
+    return checked
