@@ -36,7 +36,7 @@ import numpy as np
 
 from fnn import checkpoint, parallel
 from fnn.checkpoint import CheckpointError
-from fnn.step import TrainState
+from fnn.step import TrainState, consumed
 
 _log = logging.getLogger("fnn")
 _HISTORY = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "step_loss")
@@ -290,7 +290,7 @@ class Run:
         if pending is not None:  # the epoch in flight: wait for it, then keep it
             out, epoch, _, _ = pending
             ts = out[0] if self.epoch == epoch else self.finish(*pending)
-        if ts is not None and self.saved_epoch != self.epoch and not deleted(ts):
+        if ts is not None and self.saved_epoch != self.epoch and not consumed(ts):
             path = self.save(ts)
             warnings.warn(f"fit: interrupted after epoch {self.epoch}; wrote {path} (continue "
                           f"with resume=True)", stacklevel=3)
@@ -320,8 +320,3 @@ def _same_key(a, b) -> bool:
         return np.asarray(jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k)
     da, db = data(a), data(b)
     return da.shape == db.shape and bool(np.all(da == db))
-
-
-def deleted(tree) -> bool:
-    """Was a leaf of `tree` donated (its buffer handed to a compiled call)?"""
-    return any(getattr(leaf, "is_deleted", lambda: False)() for leaf in jax.tree_util.tree_leaves(tree))

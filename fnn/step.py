@@ -18,6 +18,12 @@ backprop, ``model.manual_grad``); the optimizer is any optax ``GradientTransform
   BPTT batches, whose recurrent state flows from one to the next through ``ts.state``).
 * `make_evaluate` — loss and accuracy over a whole data set, in batches, under one `lax.scan`.
 
+Donation: `make_epoch` and `make_steps` hand the train state's buffers to the compiled call, so the
+`ts` passed in is deleted afterwards (use the one returned). The drivers (`fnn.train.fit`,
+`fnn.lm.fit_lm`) give them `own_copy` of a caller's train state, so the caller's stays usable.
+No value check runs inside these compiled functions (NaN flows, out-of-range labels are clamped by
+the gather): the drivers check their data once on the host (`fnn._checks`).
+
 NaN/inf guard: a step whose loss or gradient is not finite is not applied (a `lax.cond` inside the
 compiled step); the flags come back with the step's metrics, and once a step of a scan is refused
 the rest of the scan leaves `ts` as it was. `fnn.train.fit` turns the flags into an error.
@@ -58,6 +64,22 @@ def init_train_state(model: Model, optimizer: optax.GradientTransformation, key:
     """Initialise a model's parameters and state, and the optimizer's state for them."""
     params, state = model.init(key)
     return TrainState(params, state, optimizer.init(params))
+
+
+def consumed(tree) -> bool:
+    """Was a leaf of `tree` donated to a compiled call (`make_epoch`, `make_steps`), its buffer gone?"""
+    return any(getattr(leaf, "is_deleted", lambda: False)() for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def own_copy(fn: str, ts: TrainState) -> TrainState:
+    """A copy of a caller's train state for the donating epochs, so that the caller's arrays stay
+    usable (one device copy of params and optimizer state); ValueError when a compiled call already
+    consumed them."""
+    if consumed(ts):
+        raise ValueError(f"{fn}: train_state holds arrays that were deleted: a compiled call consumed them "
+                         f"(make_epoch and make_steps donate the train state they are given); expected the "
+                         f"train state that call returned")
+    return jax.tree_util.tree_map(jnp.copy, ts)
 
 
 def loss_and_grads(model: Model, grad: str = "autodiff") -> Callable[..., tuple[Array, Params, State]]:

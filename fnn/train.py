@@ -50,6 +50,7 @@ import contextlib
 import functools
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -65,10 +66,10 @@ from tqdm.auto import tqdm
 from fnn import checkpoint, parallel
 from fnn._checks import check_data, check_positive_int, check_set
 from fnn._run import Run as _Run
-from fnn._run import deleted, run_record
+from fnn._run import run_record
 from fnn.files import FolderLock
 from fnn.models._model import Model
-from fnn.step import GRADS, TrainState, init_train_state, make_epoch, make_evaluate
+from fnn.step import GRADS, TrainState, init_train_state, make_epoch, make_evaluate, own_copy
 
 
 class Checkpoints(NamedTuple):
@@ -137,7 +138,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
             run_key = jax.random.split(run.key)[1]  # the checkpoint's run
         elif train_state is not None:
             _check_train_state(model, train_state, template)
-            ts = jax.tree_util.tree_map(jnp.copy, train_state)  # the epochs donate theirs, not the caller's
+            ts = own_copy("fit", train_state)  # the epochs donate this copy, not the caller's arrays
         else:
             ts = init_train_state(model, optimizer, init_key)
         run.leaf_names = [checkpoint.leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(ts.params)[0]]
@@ -149,7 +150,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
         run.bar = bar = tqdm(range(run.epoch + 1, n_epochs + 1), initial=run.epoch, total=n_epochs,
                              desc=desc or model.name, unit="epoch", disable=not progress)
         if run.resumed_from is not None and progress:
-            bar.write(f"fit: resumed from epoch {run.epoch} ({run.resumed_from})")
+            bar.write(f"fit: resumed from epoch {run.epoch} ({run.resumed_from})", file=sys.stderr)
         pending = None  # an epoch dispatched but not yet finished: what Ctrl-C must wait for
         try:
             for epoch in bar:
@@ -244,14 +245,10 @@ def _check_arguments(N: int, *, grad, batch_size, epochs, steps, eval_batch_size
 
 def _check_train_state(model: Model, ts, template) -> None:
     """`ts` must have the structure, shapes and dtypes of `template` (the `jax.eval_shape` of
-    ``init_train_state``), and buffers no compiled call consumed."""
+    ``init_train_state``)."""
     if not isinstance(ts, type(template)):
         raise TypeError(f"fit: train_state is a {type(ts).__name__}, expected a TrainState "
                         f"(init_train_state or a previous fit's result)")
-    if deleted(ts):
-        raise ValueError("fit: train_state holds arrays that were deleted: a compiled call consumed them "
-                         "(make_epoch and make_steps donate the train state they are given); expected "
-                         "the train state that call returned")
     for part in ("params", "state", "opt_state"):
         got_flat, got_def = jax.tree_util.tree_flatten_with_path(getattr(ts, part))
         want_flat, want_def = jax.tree_util.tree_flatten_with_path(getattr(template, part))

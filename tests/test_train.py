@@ -171,3 +171,30 @@ def test_fit_rejects_bad_checkpoint_arguments(kwargs, error, match):
     kw = {"key": jax.random.key(0), "epochs": 1, "batch_size": 10, "progress": False, **kwargs}
     with pytest.raises(error, match=match):
         train.fit(MODEL, OPT, _blobs(), **kw)
+
+
+def test_fit_and_fit_lm_leave_the_callers_train_state_usable():
+    """The epochs donate their state: fit and fit_lm copy a given train_state first, so the caller's
+    arrays survive (and a second call from the same state gives the same result)."""
+    from fnn import lm
+    from fnn.models import rnnlm
+    from fnn.step import init_train_state
+
+    ts0 = init_train_state(MODEL, OPT, jax.random.key(5))
+    before = [np.asarray(leaf).copy() for leaf in jax.tree_util.tree_leaves(ts0)]
+    kw = {"key": jax.random.key(0), "epochs": 1, "batch_size": 10, "progress": False, "train_state": ts0}
+    first, _ = train.fit(MODEL, OPT, _blobs(), **kw)
+    second, _ = train.fit(MODEL, OPT, _blobs(), **kw)
+    assert all(np.array_equal(np.asarray(a), b) for a, b in zip(jax.tree_util.tree_leaves(ts0), before, strict=True))
+    chex.assert_trees_all_equal(first, second)
+
+    model = rnnlm.simple_rnnlm(5, 4, 4)
+    params, _ = model.init(jax.random.key(0))
+    ts_lm = lm.TrainState(params, lm.initial_state(model, params, 2, 5), OPT.init(params))
+    corpus = np.arange(200) % 5
+    a, _ = lm.fit_lm(model, OPT, corpus, key=jax.random.key(0), epochs=1, batch_size=2, time_size=5,
+                     progress=False, train_state=ts_lm)
+    b, _ = lm.fit_lm(model, OPT, corpus, key=jax.random.key(0), epochs=1, batch_size=2, time_size=5,
+                     progress=False, train_state=ts_lm)
+    chex.assert_trees_all_equal(a.params, b.params)
+    assert not any(leaf.is_deleted() for leaf in jax.tree_util.tree_leaves(ts_lm))

@@ -37,7 +37,7 @@ def _labels(fn: str, ts: Array, xs: Array, V: int, ignore_label: int | None) -> 
     if N * T == 0:
         raise ValueError(f"{fn}: xs has shape {tuple(xs.shape)}, expected N >= 1 and T >= 1")
     if ts.ndim == 3:
-        check_distribution(fn, "ts (one-hot)", ts)
+        check_distribution(fn, "ts", ts)
         ts = jnp.argmax(ts, axis=-1)
     if tuple(ts.shape) != (N, T):
         raise ValueError(f"{fn}: ts has shape {tuple(ts.shape)}, expected ({N}, {T}) labels or "
