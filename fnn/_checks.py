@@ -211,6 +211,17 @@ def check_ids(fn: str, name: str, ids, n: int, *, what: str = "ids", unit: str =
         raise ValueError(f"{fn}: {name} {found}, expected {what} in [0, {n - 1}]{also} ({n} {unit}{first})")
 
 
+def check_corpus(fn: str, name: str, corpus, V: int) -> np.ndarray:
+    """`corpus` as a 1-d numpy array of word ids in [0, V), checked in its own dtype (floats refused)."""
+    if not hasattr(corpus, "shape") and not isinstance(corpus, (list, tuple)):
+        raise TypeError(f"{fn}: {name} is a {type(corpus).__name__}, expected a 1-d array of word ids")
+    corpus = np.asarray(corpus)
+    if corpus.ndim != 1:
+        raise ValueError(f"{fn}: {name} has shape {corpus.shape}, expected a 1-d array of word ids")
+    check_ids(fn, name, corpus, V, what="word ids", unit="words in the model's vocabulary")
+    return corpus
+
+
 def check_distribution(fn: str, name: str, t) -> None:
     """Soft or one-hot targets (..., C): every entry in [0, 1] and every row summing to 1 (to the
     dtype's rounding). Skipped while traced."""

@@ -126,16 +126,23 @@ def _first_difference(ours, saved) -> tuple[str, object, object] | None:
                 return (f".{k}{d[0]}" if d[0] else f".{k}"), d[1], d[2]
         return None
     if isinstance(ours, list) and isinstance(saved, list):
-        if all(isinstance(i, list) and len(i) == 2 and isinstance(i[0], str) for i in ours + saved):
-            ours, saved = dict(ours), dict(saved)  # [[name, value], ...]: compare by name
-            return _first_difference(ours, saved)
         for i in range(max(len(ours), len(saved))):
             a = ours[i] if i < len(ours) else "missing"
             b = saved[i] if i < len(saved) else "missing"
-            if (d := _first_difference(a, b)) is not None:
+            if _named(a) or _named(b):  # the optimizer's [name, value]: the value, or the whole pair
+                if _named(a) and _named(b) and a[0] == b[0]:
+                    if (d := _first_difference(a[1], b[1])) is not None:
+                        return (f".{a[0]}{d[0]}", d[1], d[2])
+                elif a != b:
+                    return (f"[{i}]", a, b)
+            elif (d := _first_difference(a, b)) is not None:
                 return (f"[{i}]{d[0]}", d[1], d[2])
         return None
     return None if ours == saved else ("", ours, saved)
+
+
+def _named(x) -> bool:
+    return isinstance(x, list) and len(x) == 2 and isinstance(x[0], str)
 
 
 def check_same_run(ours: dict, ckpt: checkpoint.Checkpoint) -> None:

@@ -161,6 +161,8 @@ def save(directory: str | os.PathLike, tree, *, epoch: int | None = None, step: 
     meta_rest = {"history": _jsonable(history or {}, "history"), "config": _jsonable(config or {}, "config"),
                  "run": None if run is None else _jsonable(run, "run")}
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"checkpoint.save: {directory} is a file, expected a folder for the checkpoints")
     with FolderLock(directory, "checkpoint.save"):
         for stale in directory.glob(".ckpt-*.part"):  # left by a writer that died: we hold the lock
             stale.unlink(missing_ok=True)
@@ -183,6 +185,13 @@ def save(directory: str | os.PathLike, tree, *, epoch: int | None = None, step: 
 def _arrays(tree, key) -> tuple[bytes, list[dict], str | None, bool]:
     """The .npz bytes of `tree`'s leaves (and the key), the leaves' metadata, the key's impl."""
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    for p, leaf in flat:
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+        if not (jnp.issubdtype(dtype, jnp.number) or dtype == np.bool_):
+            hint = (" (save jax.random.key_data(key), or pass the run's key as key=)"
+                    if jnp.issubdtype(dtype, jax.dtypes.prng_key) else "")
+            raise TypeError(f"checkpoint.save: leaf {leaf_name(p) or '(the tree)'} is a {type(leaf).__name__} "
+                            f"of dtype {dtype}, expected an array of numbers{hint}")
     host = jax.device_get([leaf for _, leaf in flat])
     arrays = {f"leaf_{i:05d}": np.asarray(a) for i, a in enumerate(host)}
     leaves_meta = [{"path": leaf_name(p), "shape": list(np.shape(a)), "dtype": str(np.asarray(a).dtype)}

@@ -33,7 +33,7 @@ from jax import Array
 from tqdm.auto import tqdm
 
 from fnn import functions as F
-from fnn._checks import check_ids, check_positive_int
+from fnn._checks import check_corpus, check_ids, check_positive_int
 from fnn.data.corpus import bptt_batches, eval_batches
 from fnn.models._model import Model
 from fnn.optim import set_learning_rate
@@ -51,17 +51,6 @@ def vocab_size(model: Model, params) -> int:
     """V, the number of words the model scores (the last axis of its scores)."""
     x = jax.ShapeDtypeStruct((1, 1), jnp.int32)
     return jax.eval_shape(lambda p, xi: model.apply(p, {}, xi)[0], params, x).shape[-1]
-
-
-def check_corpus(fn: str, name: str, corpus, V: int) -> np.ndarray:
-    """`corpus` as a 1-d array of word ids in [0, V), checked in its own dtype (floats refused)."""
-    if not hasattr(corpus, "shape") and not isinstance(corpus, (list, tuple)):
-        raise TypeError(f"{fn}: {name} is a {type(corpus).__name__}, expected a 1-d array of word ids")
-    corpus = np.asarray(corpus)
-    if corpus.ndim != 1:
-        raise ValueError(f"{fn}: {name} has shape {corpus.shape}, expected a 1-d array of word ids")
-    check_ids(fn, name, corpus, V, what="word ids", unit="words in the model's vocabulary")
-    return corpus
 
 
 def make_perplexity(model: Model):

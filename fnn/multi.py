@@ -76,7 +76,7 @@ def _num_models(keys, hparams) -> int:
     return M
 
 
-def _scores(model, keys, hparams, x) -> jax.ShapeDtypeStruct:
+def _scores(model, keys, hparams, x, name: str) -> jax.ShapeDtypeStruct:
     """The shape and dtype of model 0's scores on x (traced, nothing computed)."""
     def scores(key, hp, xi):
         m = _build(model, hp, "Model")
@@ -84,7 +84,10 @@ def _scores(model, keys, hparams, x) -> jax.ShapeDtypeStruct:
         return m.apply(params, state, xi)[0]
     hp0 = jax.tree_util.tree_map(lambda a: a[0], hparams)
     xs = jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype))
-    return jax.eval_shape(scores, keys[0], hp0, xs)
+    try:
+        return jax.eval_shape(scores, keys[0], hp0, xs)
+    except (ValueError, TypeError) as e:  # the model refuses x's shape or dtype: say which set
+        raise type(e)(f"fit_many ({name} data): {e}") from None
 
 
 def make_fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | Builder, *,
@@ -167,7 +170,7 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
     if hparams is None:
         hparams = jnp.zeros((M,))
     for name, (xe, te) in {"train": (x, t), **eval_data}.items():  # values, once, before any cast
-        check_set("fit_many", name, xe, te, _scores(model, keys, hparams, xe))
+        check_set("fit_many", name, xe, te, _scores(model, keys, hparams, xe, name))
     epochs = check_positive_int("fit_many", "epochs", epochs)
     batch_size = check_positive_int("fit_many", "batch_size", batch_size)
     if batch_size > x.shape[0]:

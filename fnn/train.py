@@ -78,8 +78,9 @@ class Checkpoints(NamedTuple):
 
     dir: str | os.PathLike  # the folder, created if missing
     every: int = 1          # write after every `every`-th epoch (and after the last one)
-    keep: int = 3           # how many of the newest checkpoints to keep
-    resume: bool = False    # continue from the newest checkpoint in `dir` (a fresh start if none)
+    keep: int = 3           # how many of this run's newest checkpoints to keep
+    resume: bool = False    # continue the run in `dir` (a fresh start if it holds none); False: `dir`
+    #                         must hold no checkpoints (a folder belongs to one run)
 
 
 def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Array,
@@ -195,7 +196,10 @@ def _check_values(model: Model, template: TrainState, sets: dict) -> tuple:
     out = []
     for name, (x, t) in sets.items():
         xs = jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype))
-        scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], template.params, template.state, xs)
+        try:
+            scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], template.params, template.state, xs)
+        except (ValueError, TypeError) as e:  # the model refuses x's shape or dtype: say which set
+            raise type(e)(f"fit ({name} data): {e}") from None
         check_set("fit", name, x, t, scores)
         out.append((jnp.asarray(x), jnp.asarray(t)))
     return tuple(out)

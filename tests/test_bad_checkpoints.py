@@ -108,7 +108,12 @@ CASES = {
          "ckpt-000002.json"]),
     "resume with another optimizer": (
         _resume_after({}, {"opt": optax.sgd(0.01)}), checkpoint.CheckpointError,
-        ["optimizer", "but the run in", "ckpt-000002.json", "Expected the same run"]),
+        ["optimizer[0] is ['scale.step_size', -0.01]", "but the run in", "used ['scale_by_adam.mu_dtype', None]",
+         "ckpt-000002.json", "Expected the same run"]),
+    "resume with the same transforms in another order": (
+        _resume_after({"opt": optax.chain(optax.clip(1.0), optax.sgd(0.1))},
+                      {"opt": optax.chain(optax.sgd(0.1), optax.clip(1.0))}),
+        checkpoint.CheckpointError, ["optimizer[0] is ['scale.step_size', -0.1]", "used ['clip.max_delta', 1.0]"]),
     "resume with other training data of the same shape": (
         _resume_after({}, {"data": _blobs(seed=1)}), checkpoint.CheckpointError,
         ["train_data.sha256 is", "but the run in", "used", "Expected the same run"]),
@@ -167,6 +172,12 @@ CASES = {
     "save: a history holding an object": (
         lambda tmp: checkpoint.save(tmp, {"a": jnp.ones(1)}, history={"loss": [object()]}), TypeError,
         ["checkpoint.save: history['loss'][0] is a object", "expected numbers, strings, lists, dicts or arrays"]),
+    "save: a string leaf": (lambda tmp: checkpoint.save(tmp, {"name": "mlp", "W": jnp.ones(2)}), TypeError,
+                            ["checkpoint.save: leaf name is a str of dtype <U3", "expected an array of numbers"]),
+    "save: a key leaf": (lambda tmp: checkpoint.save(tmp, {"key": jax.random.key(0)}), TypeError,
+                         ["checkpoint.save: leaf key is a", "key<fry>", "jax.random.key_data(key)"]),
+    "save: into a file": (lambda tmp: (tmp / "f").write_text("x") and checkpoint.save(tmp / "f", {"a": jnp.ones(1)}),
+                          checkpoint.CheckpointError, ["checkpoint.save:", "/f is a file", "expected a folder"]),
     "save: a negative epoch": (lambda tmp: checkpoint.save(tmp, {"a": jnp.ones(1)}, epoch=-1), ValueError,
                                ["checkpoint.save: epoch is -1", "an integer >= 0"]),
     "save: a second writer": (_held_by_another_process, FolderLockedError,

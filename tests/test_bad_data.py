@@ -96,6 +96,8 @@ CASES = {
                                      ValueError, ["fit: train x[7, 0] is inf", "expected finite numbers"]),
     "fit: -inf in a test image": (_fit(lambda d: (d[0], (_poison(d[1][0], (0, 4), -np.inf), d[1][1]))),
                                   ValueError, ["fit: test x[0, 4] is -inf"]),
+    "fit: test images of another width": (_fit(lambda d: (d[0], (d[1][0][:, :4], d[1][1]))), ValueError,
+                                          ["fit (test data):", "x has 4 features", "expected 5"]),
     # --- fit: labels in their own dtype, before any cast ---------------------------------------------
     "fit: int64 labels of 2**32 + 1 (no x64)": (
         _no_x64(_fit(lambda d: ((d[0][0].astype(np.float32), d[0][1].astype(np.int64) + 2**32),
