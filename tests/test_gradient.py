@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fnn import _central_differences as central_differences
 from fnn import gradcheck_cli
 from fnn import gradient as G
 from fnn.models import mlp
@@ -129,7 +130,7 @@ def _book_loop(f, params, h):
 def test_compiled_loop_equals_the_books_one_coordinate_loop(monkeypatch, own_loop, chunk):
     """Every coordinate, with a leaf in its own loop (own_loop 8: W1, W2) or all in one, scanned one
     evaluation a step or vmapped 4 at a time: the book's loop's numbers to float64 rounding."""
-    monkeypatch.setattr(G, "OWN_LOOP", own_loop)
+    monkeypatch.setattr(central_differences, "OWN_LOOP", own_loop)
     model, params, state, x, t = _small_mlp()
 
     def f(p):
@@ -264,7 +265,8 @@ def test_numerical_gradient_under_jit_and_vmap_matches_eager():
 
 def test_progress_off_a_terminal_is_a_few_plain_lines():
     stream = io.StringIO()
-    bar = G._Progress(1000, "gradient_check: 1,000 coordinates", enabled=True, delay=0.0, stream=stream)
+    bar = central_differences.Progress(1000, "gradient_check: 1,000 coordinates", enabled=True, delay=0.0,
+                                       stream=stream)
     for _ in range(100):
         bar.update(10)
     bar.close()
@@ -272,7 +274,7 @@ def test_progress_off_a_terminal_is_a_few_plain_lines():
     assert 1 <= len(lines) <= 4 and "\r" not in stream.getvalue()
     assert lines[-1].startswith("gradient_check: 1,000 coordinates: 1,000 done (100%)")
     silent = io.StringIO()  # a check shorter than the delay prints nothing
-    bar = G._Progress(1000, "x", enabled=True, delay=60.0, stream=silent)
+    bar = central_differences.Progress(1000, "x", enabled=True, delay=60.0, stream=silent)
     bar.update(1000)
     assert silent.getvalue() == ""
 
@@ -294,3 +296,21 @@ def test_the_gradcheck_command_refuses_an_unknown_model(capsys):
     with pytest.raises(SystemExit):
         gradcheck_cli.main(["resnet"])
     assert "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def test_a_kink_within_h_is_rechecked_with_a_smaller_step():
+    """x_1 = 3e-6 sits within h = 1e-5 of ReLU's kink: the central difference there is
+    (3e-6 + 1e-5 - 0) / 2e-5 = 0.65, not 1. At h = 1e-7 it is 1 again, and the check says so."""
+    x = jnp.array([0.5, 3e-6, -0.7, 2.0])
+
+    def f(v):
+        return jnp.sum(jax.nn.relu(v))
+
+    np.testing.assert_allclose(G.numerical_gradient(f, x, 1e-5)[1], 0.65, rtol=1e-9)
+    result = G.gradient_check(lambda v: (v > 0).astype(v.dtype), f, x, progress=False)
+    assert result.rechecked == (1,) and result.ok()
+    np.testing.assert_allclose(result.numerical, [1.0, 1.0, 0.0, 1.0], atol=1e-8)
+    assert "rechecked with h = 1e-07" in str(result)
+    wrong = G.gradient_check(lambda v: (v > 0.1).astype(v.dtype), f, x, progress=False)  # a wrong mask
+    assert wrong.rechecked == (1,) and not wrong.ok()  # the kink forgiven, not the mistake
+    assert wrong["manual_vs_numerical"] == pytest.approx(1.0)
