@@ -6,7 +6,8 @@ what comes before it (the layers below) once and not at every step; the other le
 loop over their concatenation (one program to compile, not one per leaf). A loop is a `lax.scan`
 over (coordinate, step) pairs, one evaluation of f a step with one element moved by the step
 (``chunk=k``: k evaluations at a time under `vmap`); each is compiled once and runs in up to
-`BLOCKS` calls of equal length (for the progress bar), and again for `Loops.differences` at other
+`BLOCKS` calls of equal length (for the progress bar, and side by side on the cores, one call a
+core: an evaluation this small runs on one), and again for `Loops.differences` at other
 coordinates or another step h (the step is an argument, not a constant).
 
 When nothing is traced, the bookkeeping (indices, padding, the quotient) happens in NumPy on the
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +50,14 @@ class Loops:
         self.block = {}  # group number -> coordinates per call
         self.run = {}    # group number -> the compiled loop
 
+    def prepare(self, indices, h: float, pool) -> None:
+        """Trace every loop now and compile it on `pool` (a thread pool: XLA compiles without
+        the GIL, so this overlaps other work, such as compiling the exact gradients)."""
+        for g, group in enumerate(self.groups):
+            if g not in self.run and any(len(indices[i]) for i in group):
+                flat, others, args, _ = self._inputs(g, group, indices, h)
+                self.run[g] = compile_cpu(self._loop(group), (flat, others, *args[0]), level=1, pool=pool)
+
     def differences(self, indices, h: float, bar) -> dict:
         """{leaf i: (f(x + h e_k) - f(x - h e_k)) / 2h for k in indices[i]} (flat indices)."""
         out = {}
@@ -55,10 +66,10 @@ class Loops:
                 out.update(self._group(g, group, indices, h, bar))
         return out
 
-    def _group(self, g: int, group: list, indices, h: float, bar) -> dict:
+    def _inputs(self, g: int, group: list, indices, h: float):
+        """The group's flat vector, the other leaves, the calls' (indices, steps), the count."""
         xp = jnp if self.traced else np
-        shapes = [jnp.shape(self.leaves[i]) for i in group]
-        offsets = np.cumsum([0, *(math.prod(s) for s in shapes)])
+        offsets = np.cumsum([0, *(math.prod(jnp.shape(self.leaves[i])) for i in group)])
         coords = np.concatenate([np.asarray(indices[i], np.int64) + o for i, o in zip(group, offsets, strict=False)])
         n = len(coords)
         if g not in self.block:
@@ -74,24 +85,36 @@ class Loops:
         if not self.traced:
             flat = jnp.asarray(flat)
             args = [(jnp.asarray(idx), jnp.asarray(st)) for idx, st in args]
+        return flat, others, args, n
+
+    def _group(self, g: int, group: list, indices, h: float, bar) -> dict:
+        flat, others, args, n = self._inputs(g, group, indices, h)
         if g not in self.run:
-            loop = self._loop(group, shapes, offsets)
+            loop = self._loop(group)
             self.run[g] = loop if self.traced else compile_cpu(loop, (flat, others, *args[0]), level=1)
-        losses = []
-        for c, (idx, st) in enumerate(args):
-            y = self.run[g](flat, others, idx, st)
-            if bar.enabled:
-                y.block_until_ready()
-                bar.update(min(block, n - c * block))
-            losses.append(y)
+        if isinstance(self.run[g], Future):
+            self.run[g] = self.run[g].result()
+        block, run = self.block[g], self.run[g]
+        if self.traced:
+            losses = [run(flat, others, idx, st) for idx, st in args]
+        else:  # the calls run side by side, one a core: XLA:CPU runs one small evaluation on one
+            with ThreadPoolExecutor(min(len(args), _cores())) as pool:
+                futures = [pool.submit(lambda a=a: jax.block_until_ready(run(flat, others, *a))) for a in args]
+                losses = []
+                for c, future in enumerate(futures):
+                    losses.append(future.result())
+                    bar.update(min(block, n - c * block))
         y = (jnp.concatenate(losses) if self.traced else np.concatenate(jax.device_get(losses)))
         y = y[:2 * n].reshape(n, 2)
         diff = (y[:, 0] - y[:, 1]) / (2 * h)
         splits = np.cumsum([len(indices[i]) for i in group])[:-1]
-        return dict(zip(group, xp.split(diff, splits), strict=True))
+        return dict(zip(group, (jnp if self.traced else np).split(diff, splits), strict=True))
 
-    def _loop(self, group, shapes, offsets):
+    def _loop(self, group):
         """(flat, others, idx (2B,), steps (2B,)) -> the 2B losses f(x + steps[j] e_idx[j])."""
+        shapes = [jnp.shape(self.leaves[i]) for i in group]
+        offsets = np.cumsum([0, *(math.prod(s) for s in shapes)])
+
         def evaluate(flat, others, idx, step):
             moved = flat.at[idx].set(flat[idx] + step)
             rest = iter(others)
@@ -107,15 +130,25 @@ class Loops:
         return loop
 
 
-def compile_cpu(fn, args, level: int):
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def compile_cpu(fn, args, level: int, pool=None):
     """`fn` jitted and compiled for `args`; on CPU at LLVM optimisation `level` (0 or 1), which
     compiles a big network 2-3x faster than the default, at the same speed for these programs
-    (their time is in matmuls and convolutions, library calls that the level does not touch)."""
+    (their time is in matmuls and convolutions, library calls that the level does not touch).
+    With a thread `pool`, traced here and compiled there: returns a `Future`."""
     lowered = jax.jit(fn).lower(*args)
-    if jax.default_backend() == "cpu":
-        with contextlib.suppress(Exception):  # an XLA without this option: compile as usual
-            return lowered.compile(compiler_options={"xla_backend_optimization_level": level})
-    return lowered.compile()
+
+    def build():
+        if jax.default_backend() == "cpu":
+            with contextlib.suppress(Exception):  # an XLA without this option: compile as usual
+                return lowered.compile(compiler_options={"xla_backend_optimization_level": level})
+        return lowered.compile()
+
+    return build() if pool is None else pool.submit(build)
 
 
 class Progress:

@@ -29,6 +29,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -110,7 +111,9 @@ def numerical_gradient(f: Callable[[PyTree], Array], params: PyTree, h: float = 
     _check_h("numerical_gradient", h)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     indices = sample_indices(params, sample, sample_key)
-    grads, _ = _numerical(f, leaves, treedef, indices, h, chunk, progress, "numerical_gradient")
+    _check_scalar(f, params)
+    loops = _loops(f, leaves, treedef, indices, chunk, "numerical_gradient")
+    grads = _numerical(loops, leaves, indices, h, progress, "numerical_gradient")
     return treedef.unflatten([jnp.asarray(g) for g in grads])
 
 
@@ -202,17 +205,21 @@ def gradient_check(grad_manual: Callable[[PyTree], PyTree], f: Callable[[PyTree]
         if x64:
             params = to_float64(params)
             leaves = treedef.flatten_up_to(params)
-        t0 = time.perf_counter()
-        value, g_auto, g_manual = _exact_gradients(grad_manual, f, params, traced)
-        _same_structure(g_manual, g_auto)
-        seconds = {"gradients": time.perf_counter() - t0}
-        _warn_precision(value, g_auto, h, numerical)
+        _check_scalar(f, params)
         indices = sample_indices(params, sample, sample_key) if numerical else None
+        loops = _loops(f, leaves, treedef, indices, chunk, "gradient_check") if numerical else None
+        with ThreadPoolExecutor(1) as pool:  # the loops compile while the exact gradients do
+            if numerical and not traced:
+                loops.prepare(indices, h, pool)
+            t0 = time.perf_counter()
+            value, g_auto, g_manual = _exact_gradients(grad_manual, f, params, traced)
+            _same_structure(g_manual, g_auto)
+            seconds = {"gradients": time.perf_counter() - t0}
+        _warn_precision(value, g_auto, h, numerical)
         g_num, rechecked = None, (0,) * len(leaves)
         if numerical:
             t0 = time.perf_counter()
-            g_num, loops = _numerical(f, leaves, treedef, indices, h, chunk, progress, "gradient_check",
-                                      checked_scalar=True)
+            g_num = _numerical(loops, leaves, indices, h, progress, "gradient_check")
             if not traced:
                 rechecked = _recheck(loops, g_num, jax.device_get(treedef.flatten_up_to(g_auto)),
                                      jax.device_get(treedef.flatten_up_to(g_manual)), indices, h,
@@ -272,7 +279,6 @@ def _exact_gradients(grad_manual, f, params, traced: bool):
         value, g_auto = jax.value_and_grad(f)(p)
         return value, g_auto, grad_manual(p)
 
-    _check_scalar(f, params)
     if traced:
         return both(params)
     return compile_cpu(both, (params,), level=0)(params)  # run once: compile fast
@@ -284,9 +290,9 @@ def _check_scalar(f, params) -> None:
         raise ValueError(f"gradient_check: f returned {out}, expected a floating scalar (the loss)")
 
 
-def _numerical(f, leaves, treedef, indices, h, chunk, progress, caller, *, checked_scalar=False):
-    """Central differences of f at the coordinates `indices` (per leaf), NaN at the others, as
-    NumPy arrays (traced arrays under an outer transformation); and the compiled `Loops`."""
+def _loops(f, leaves, treedef, indices, chunk, caller: str) -> Loops:
+    """The central-difference loops of f at `leaves` for the coordinates `indices` (planned, not
+    yet compiled), after checking `chunk` and that every leaf is floating."""
     if chunk is None:
         chunk = 1 if jax.default_backend() == "cpu" else 128
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
@@ -296,10 +302,14 @@ def _numerical(f, leaves, treedef, indices, h, chunk, progress, caller, *, check
         if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
             raise TypeError(f"{caller}: params leaf {_leaf_name(path[0])} has dtype "
                             f"{jnp.result_type(leaf)}, expected a floating dtype")
-    if not checked_scalar:
-        _check_scalar(f, treedef.unflatten(leaves))
     traced = any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
-    loops = Loops(f, leaves, treedef, [len(i) for i in indices], chunk=chunk, traced=traced)
+    return Loops(f, leaves, treedef, [len(i) for i in indices], chunk=chunk, traced=traced)
+
+
+def _numerical(loops: Loops, leaves, indices, h, progress, caller) -> list:
+    """Central differences at the coordinates `indices` (per leaf), NaN at the others, as NumPy
+    arrays (traced arrays under an outer transformation)."""
+    traced = loops.traced
     total = sum(len(idx) for idx in indices)
     bar = Progress(total, f"{caller}: {total:,} coordinates", enabled=progress and not traced)
     try:
@@ -318,7 +328,7 @@ def _numerical(f, leaves, treedef, indices, h, chunk, progress, caller, *, check
             full = np.full(size, np.nan, dtype)
             full[indices[i]] = values[i]
             out.append(full.reshape(shape))
-    return out, loops
+    return out
 
 
 def _recheck(loops, num: list, auto: list, manual: list, indices: list, h: float, value: float,
