@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn.gradient import gradient_check
 from fnn.models import mlp
+from fnn_experiments import _common as ex
 
 NAME = "ch5_gradient_check"
 PAIRS = (("backprop", "numerical"), ("backprop", "jax.grad"), ("jax.grad", "numerical"))

@@ -53,8 +53,8 @@ from fnn.layers.im2col import (  # noqa: F401  (im2col, col2im, output_size ... 
 # The same equations on XLA's convolution kernel
 # --------------------------------------------------------------------------------------------
 
+# The kernels that compute the convolution's equations; "auto" (`choose_impl`) picks per layer.
 IMPLS = ("im2col", "lax")
-"""The kernels that compute the convolution's equations; "auto" (`choose_impl`) picks per layer."""
 
 _DN = ("NHWC", "HWIO", "NHWC")  # the only layout XLA:CPU hands to its fast convolution kernel
 
@@ -219,10 +219,10 @@ def _convolution_backward(params: Params, cache: ConvCache, dout: Array):
     return grads, dx.transpose(0, 3, 1, 2)
 
 
+# NCHW: forward(params, x, *, stride=1, pad=0, impl="im2col") -> (y, cache); backward(params, cache, dout).
 convolution = Layer(_convolution_forward, _convolution_backward)
-"""NCHW: forward(params, x, *, stride=1, pad=0, impl="im2col") -> (y, cache); backward(params, cache, dout)."""
+# The same layer on NHWC activations (N, H, W, C), the layout the models use inside.
 convolution_nhwc = Layer(_convolution_nhwc_forward, _convolution_nhwc_backward)
-"""The same layer on NHWC activations (N, H, W, C), the layout the models use inside."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -121,10 +121,10 @@ def _pooling_backward(params: Params, cache: PoolCache, dout: Array):
     return grads, dx.transpose(0, 3, 1, 2)
 
 
+# NCHW: forward({}, x, *, pool_h=2, pool_w=2, stride=None, pad=0, mode="max"); backward({}, cache, dout).
 pooling = Layer(_pooling_forward, _pooling_backward)
-"""NCHW: forward({}, x, *, pool_h=2, pool_w=2, stride=None, pad=0, mode="max"); backward({}, cache, dout)."""
+# The same layer on NHWC activations (N, H, W, C), the layout the models use inside.
 pooling_nhwc = Layer(_pooling_nhwc_forward, _pooling_nhwc_backward)
-"""The same layer on NHWC activations (N, H, W, C), the layout the models use inside."""
 
 
 # --------------------------------------------------------------------------------------------
