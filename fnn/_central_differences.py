@@ -28,11 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-OWN_LOOP = 4096
-"""A leaf with at least this many coordinates to check gets its own compiled loop."""
-
-BLOCKS = 16
-"""A loop runs in up to this many calls, for the progress bar; every call has the same length."""
+OWN_LOOP = 4096  # a leaf with at least this many coordinates to check gets its own compiled loop
+BLOCKS = 16  # a loop runs in up to this many calls (progress bar, cores); every call has the same length
+RECHECK_TOL = 1e-6  # a numerical entry further than this from jax.grad's (relative to the leaf) is rechecked
+RECHECK_STEP = 100  # ... with the step h / RECHECK_STEP
 
 
 class Loops:
@@ -180,3 +179,32 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def recheck(loops, num: list, auto: list, manual: list, indices: list, h: float, value: float,
+             dtype) -> tuple[int, ...]:
+    """Evaluate again, with step h / RECHECK_STEP, the coordinates where the numerical gradient is
+    more than RECHECK_TOL (relative to the leaf) from jax.grad's, and keep the new value where it
+    agrees and the error shrank tenfold: the old step straddled a kink (ReLU, max pool) or met
+    curvature. `num` is updated in place; returns how many coordinates changed, per leaf."""
+    counts = [0] * len(num)
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    scales = [max(np.max(np.abs(a), initial=0.0), np.max(np.abs(m), initial=0.0))
+              for a, m in zip(auto, manual, strict=True)]
+    suspects = []
+    for i, idx in enumerate(indices):
+        err = np.abs(np.ravel(num[i])[idx] - np.ravel(auto[i])[idx])
+        suspects.append(idx[err > RECHECK_TOL * scales[i]])
+    n = sum(len(s) for s in suspects)
+    if eps > 1e-15 or n == 0 or n > max(10, sum(len(i) for i in indices) // 10):
+        return tuple(counts)  # float32 (noise, not kinks) or too many to be kinks: keep as is
+    h2 = h / RECHECK_STEP
+    values = loops.differences(suspects, h2, Progress(0, "", enabled=False))
+    for i, idx in enumerate(suspects):
+        if len(idx):
+            flat_num, flat_auto = num[i].reshape(-1), np.ravel(auto[i])
+            err1, err2 = np.abs(flat_num[idx] - flat_auto[idx]), np.abs(values[i] - flat_auto[idx])
+            ok = (err2 <= max(RECHECK_TOL * scales[i], 10 * eps * abs(value) / h2)) & (err2 < err1 / 10)
+            flat_num[idx[ok]] = values[i][ok]
+            counts[i] = int(np.sum(ok))
+    return tuple(counts)

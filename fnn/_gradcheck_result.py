@@ -13,8 +13,8 @@ import numpy as np
 
 PyTree = Any
 
+# The comparisons of a `GradientCheck`, its keys: manual = the hand-written backward (backprop).
 PAIRS = ("manual_vs_autodiff", "manual_vs_numerical", "autodiff_vs_numerical")
-"""The comparisons of a `GradientCheck`, its keys: manual = the hand-written backward (backprop)."""
 
 _TITLES = {"manual_vs_autodiff": "hand vs autodiff", "manual_vs_numerical": "hand vs numerical",
            "autodiff_vs_numerical": "autodiff vs numerical"}

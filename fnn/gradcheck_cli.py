@@ -24,11 +24,10 @@ import sys
 import time
 from collections.abc import Sequence
 
-AUTODIFF_TOL = 1e-6
-"""Largest relative hand-vs-jax.grad difference per leaf that passes (the library's contract)."""
-NUMERICAL_TOL = 1e-4
-"""Largest relative difference to the numerical gradient per leaf that passes (float64, h = 1e-5)."""
+AUTODIFF_TOL = 1e-6  # largest relative hand-vs-jax.grad difference per leaf that passes (the contract)
+NUMERICAL_TOL = 1e-4  # largest relative difference to the numerical gradient per leaf that passes (h = 1e-5)
 
+# The models the command checks, and what each is.
 MODELS = {
     "two_layer_net": "TwoLayerNet 784-50-10, ReLU (DLFS1 §5.7.2)",
     "mlp_extend": "MultiLayerNetExtend 784-100-100-10 with batch norm, dropout 0.15, weight decay 0.1 "
@@ -43,7 +42,6 @@ MODELS = {
     "seqclf": "sequence classifier: an LSTM reads 28 rows of 28 pixels, H=64, affine 10 (DLFS2 ch6)",
     "seqclf_gru": "sequence classifier with a GRU, H=64",
 }
-"""The models the command checks, and what each is."""
 
 CNNS = ("simple_convnet", "deep_convnet", "lenet5")
 LM_SIZES = {"V": 200, "D": 32, "H": 32, "T": 5}

@@ -37,21 +37,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from fnn._central_differences import Loops, Progress, compile_cpu
+from fnn._central_differences import RECHECK_STEP, RECHECK_TOL, Loops, Progress, compile_cpu, recheck
 from fnn._gradcheck_result import PAIRS, GradientCheck, _leaf_name, max_error
 
-__all__ = ["GradientCheck", "PAIRS", "PrecisionWarning", "gradient_check", "gradient_descent",
-           "max_error", "model_gradient_check", "numerical_diff", "numerical_gradient",
-           "relative_error", "sample_indices"]
+__all__ = ["PAIRS", "RECHECK_STEP", "RECHECK_TOL", "GradientCheck", "PrecisionWarning", "gradient_check",
+           "gradient_descent", "max_error", "model_gradient_check", "numerical_diff", "numerical_gradient",
+           "relative_error", "sample_indices", "to_float64"]
 
 PyTree = Any
-
-RECHECK_TOL = 1e-6
-"""A numerical gradient entry further than this from jax.grad's (relative to the leaf) is rechecked."""
-
-RECHECK_STEP = 100
-"""The recheck's step is h / RECHECK_STEP."""
-
 
 class PrecisionWarning(UserWarning):
     """The numerical gradient runs in a precision too low to judge a backward pass (float32)."""
@@ -221,7 +214,7 @@ def gradient_check(grad_manual: Callable[[PyTree], PyTree], f: Callable[[PyTree]
             t0 = time.perf_counter()
             g_num = _numerical(loops, leaves, indices, h, progress, "gradient_check")
             if not traced:
-                rechecked = _recheck(loops, g_num, jax.device_get(treedef.flatten_up_to(g_auto)),
+                rechecked = recheck(loops, g_num, jax.device_get(treedef.flatten_up_to(g_auto)),
                                      jax.device_get(treedef.flatten_up_to(g_manual)), indices, h,
                                      float(value), jnp.result_type(value))
             seconds["numerical"] = time.perf_counter() - t0
@@ -329,35 +322,6 @@ def _numerical(loops: Loops, leaves, indices, h, progress, caller) -> list:
             full[indices[i]] = values[i]
             out.append(full.reshape(shape))
     return out
-
-
-def _recheck(loops, num: list, auto: list, manual: list, indices: list, h: float, value: float,
-             dtype) -> tuple[int, ...]:
-    """Evaluate again, with step h / RECHECK_STEP, the coordinates where the numerical gradient is
-    more than RECHECK_TOL (relative to the leaf) from jax.grad's, and keep the new value where it
-    agrees and the error shrank tenfold: the old step straddled a kink (ReLU, max pool) or met
-    curvature. `num` is updated in place; returns how many coordinates changed, per leaf."""
-    counts = [0] * len(num)
-    eps = float(np.finfo(np.dtype(dtype)).eps)
-    scales = [max(np.max(np.abs(a), initial=0.0), np.max(np.abs(m), initial=0.0))
-              for a, m in zip(auto, manual, strict=True)]
-    suspects = []
-    for i, idx in enumerate(indices):
-        err = np.abs(np.ravel(num[i])[idx] - np.ravel(auto[i])[idx])
-        suspects.append(idx[err > RECHECK_TOL * scales[i]])
-    n = sum(len(s) for s in suspects)
-    if eps > 1e-15 or n == 0 or n > max(10, sum(len(i) for i in indices) // 10):
-        return tuple(counts)  # float32 (noise, not kinks) or too many to be kinks: keep as is
-    h2 = h / RECHECK_STEP
-    values = loops.differences(suspects, h2, Progress(0, "", enabled=False))
-    for i, idx in enumerate(suspects):
-        if len(idx):
-            flat_num, flat_auto = num[i].reshape(-1), np.ravel(auto[i])
-            err1, err2 = np.abs(flat_num[idx] - flat_auto[idx]), np.abs(values[i] - flat_auto[idx])
-            ok = (err2 <= max(RECHECK_TOL * scales[i], 10 * eps * abs(value) / h2)) & (err2 < err1 / 10)
-            flat_num[idx[ok]] = values[i][ok]
-            counts[i] = int(np.sum(ok))
-    return tuple(counts)
 
 
 def _traced_errors(g_manual, g_auto, g_num, treedef) -> dict:

@@ -91,7 +91,7 @@ def test_relative_error_is_scaled_by_the_leaf():
 
 
 # --------------------------------------------------------------------------------------------
-# The gradient check for real models (issue 17.1)
+# The gradient check for real models: speed, sampling, precision, the table, the command
 # --------------------------------------------------------------------------------------------
 
 
