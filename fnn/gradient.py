@@ -104,7 +104,7 @@ def numerical_gradient(f: Callable[[PyTree], Array], params: PyTree, h: float = 
     _check_h("numerical_gradient", h)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     indices = sample_indices(params, sample, sample_key)
-    _check_scalar(f, params)
+    _check_scalar(f, params, "numerical_gradient")
     loops = _loops(f, leaves, treedef, indices, chunk, "numerical_gradient")
     grads = _numerical(loops, leaves, indices, h, progress, "numerical_gradient")
     return treedef.unflatten([jnp.asarray(g) for g in grads])
@@ -198,7 +198,7 @@ def gradient_check(grad_manual: Callable[[PyTree], PyTree], f: Callable[[PyTree]
         if x64:
             params = to_float64(params)
             leaves = treedef.flatten_up_to(params)
-        _check_scalar(f, params)
+        _check_scalar(f, params, "gradient_check")
         indices = sample_indices(params, sample, sample_key) if numerical else None
         loops = _loops(f, leaves, treedef, indices, chunk, "gradient_check") if numerical else None
         with ThreadPoolExecutor(1) as pool:  # the loops compile while the exact gradients do
@@ -277,10 +277,11 @@ def _exact_gradients(grad_manual, f, params, traced: bool):
     return compile_cpu(both, (params,), level=0)(params)  # run once: compile fast
 
 
-def _check_scalar(f, params) -> None:
+def _check_scalar(f, params, caller: str) -> None:
     out = jax.eval_shape(f, params)
     if not hasattr(out, "shape") or out.shape != () or not jnp.issubdtype(out.dtype, jnp.floating):
-        raise ValueError(f"gradient_check: f returned {out}, expected a floating scalar (the loss)")
+        what = f"shape {tuple(out.shape)} and dtype {out.dtype}" if hasattr(out, "shape") else repr(out)
+        raise ValueError(f"{caller}: f returned {what}, expected a floating scalar (the loss)")
 
 
 def _loops(f, leaves, treedef, indices, chunk, caller: str) -> Loops:

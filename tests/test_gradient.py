@@ -314,3 +314,15 @@ def test_a_kink_within_h_is_rechecked_with_a_smaller_step():
     wrong = G.gradient_check(lambda v: (v > 0.1).astype(v.dtype), f, x, progress=False)  # a wrong mask
     assert wrong.rechecked == (1,) and not wrong.ok()  # the kink forgiven, not the mistake
     assert wrong["manual_vs_numerical"] == pytest.approx(1.0)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match=r"numerical_gradient: f returned shape \(2,\) and dtype float64, "
+                                         r"expected a floating scalar"):
+        G.numerical_gradient(lambda x: x * 2, jnp.ones(2))
+    with pytest.raises(ValueError, match="gradient_check: dtype is 'float16', expected 'float64' or None"):
+        G.gradient_check(lambda x: x, jnp.sum, jnp.ones(2), dtype="float16")
+    with pytest.raises(ValueError, match="numerical_gradient: chunk is 0, expected a positive integer"):
+        G.numerical_gradient(jnp.sum, jnp.ones(2), chunk=0)
+    with pytest.raises(TypeError, match="numerical_gradient: params leaf b has dtype int"):
+        G.numerical_gradient(lambda p: jnp.sum(p["a"]), {"a": jnp.ones(2), "b": jnp.arange(2)})
