@@ -9,9 +9,11 @@ models with a small vocabulary, which does not change what is computed), its par
 from `--seed`, and run in training mode (batch statistics, dropout masks from one fixed key) on
 `--batch` random inputs of the right shapes — pixels uniform in [0, 1), labels and word ids
 uniform — so no data file is needed. Everything is float64 (`fnn.gradient.model_gradient_check`).
-Prints `fnn.gradient.GradientCheck`'s per-leaf table and a verdict; exits 1 if the hand-written
-gradient and ``jax.grad`` differ by more than 1e-6 (relative, per leaf) or the numerical gradient
-by more than 1e-4, leaves whose gradient is below the numerical noise excepted.
+The compiled programs are kept in `fnn.compile_cache` (as ``fnn run`` does), so checking the same
+model again skips compilation. Prints `fnn.gradient.GradientCheck`'s per-leaf table and a verdict;
+exits 1 if the hand-written gradient and ``jax.grad`` differ by more than 1e-6 (relative, per
+leaf) or the numerical gradient by more than 1e-4, leaves whose gradient is below the numerical
+noise excepted.
 
 `main(argv)` is the command; `build(name, ...)` gives ``(model, params, state, x, t)``.
 This module imports JAX and the models only when a check runs, not for ``--help``.
@@ -118,9 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sample < 0 or args.batch < 1:
         parser().error(f"--sample is {args.sample} and --batch {args.batch}; expected --sample >= 0 "
                        f"and --batch >= 1")
+    from fnn import compile_cache
     from fnn.gradient import model_gradient_check
 
     t0 = time.perf_counter()
+    compile_cache.enable()  # as fnn run: a second check of the same model loads its programs from disk
     model, params, state, x, t = build(args.model, batch=args.batch, seed=args.seed, conv=args.conv)
     conv = f", conv={args.conv}" if args.model in CNNS else ""
     print(f"fnn gradcheck {args.model}: {MODELS[args.model]}{conv}; {args.batch} random inputs "
