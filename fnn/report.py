@@ -83,6 +83,11 @@ def fmt(value) -> str:
     return str(value)
 
 
+def seconds(value) -> str:
+    """A run time as result.json rounds it (to the millisecond): 0.0 is shown as "< 0.001"."""
+    return "< 0.001" if value == 0 else fmt(value)
+
+
 def _numeric(value) -> bool:
     try:
         np.asarray(value, dtype=float)
@@ -170,6 +175,17 @@ def _table(rows: list[dict], columns: list[tuple[str, str]], cls: str = "") -> s
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def cited(description: str) -> dict | None:
+    """The book's sections and figures an experiment's one-line description cites ("(DLFS1 §6.3.2,
+    Fig. 6-19)"), as a ``book_ref`` for a result.json that records none; None when it cites none."""
+    sections = re.findall(r"DLFS[12] §\d+(?:\.\d+)*(?:[–-]\d+(?:\.\d+)*)?", description)
+    if not sections:
+        return None
+    figures = re.findall(r"Fig(?:ures?|s?\.)\s*(\d+-\d+)", description)
+    return {"section": ", ".join(dict.fromkeys(sections)), "figures": [f"Fig. {f}" for f in dict.fromkeys(figures)],
+            "note": "the section as the experiment's description cites it (its result.json records none)"}
+
+
 def _book_ref(ref: dict | None) -> str:
     if not ref:
         return "not from the books"
@@ -193,7 +209,8 @@ def _metrics_list(metrics: dict, shown: set) -> str:
 
 def _experiment(run: dict, descriptions: dict) -> str:
     r = run["result"]
-    name, ref = r["experiment"], r.get("book_ref")
+    name = r["experiment"]
+    ref = r.get("book_ref") or cited(descriptions.get(name, ""))
     mode = "quick" if r.get("quick") else "full"
     rows = comparisons(r)
     parts = [f'<section class="exp" id="{_anchor(name)}"><h3>{_e(name)}'
@@ -201,7 +218,7 @@ def _experiment(run: dict, descriptions: dict) -> str:
     if descriptions.get(name):
         parts.append(f"<p class='desc'>{_e(descriptions[name])}</p>")
     parts.append(f"<p class='meta'><b>Book:</b> {_e(_book_ref(ref))} · <b>run:</b> "
-                 f"{_e(fmt(r.get('seconds')))} s, seed {_e(r.get('seed'))}, {_e(r.get('created', ''))}</p>")
+                 f"{_e(seconds(r.get('seconds')))} s, seed {_e(r.get('seed'))}, {_e(r.get('created', ''))}</p>")
     if ref and ref.get("note"):
         parts.append(f"<p class='note'>{_e(ref['note'])}</p>")
     if rows:
@@ -219,11 +236,12 @@ def _experiment(run: dict, descriptions: dict) -> str:
     return "".join(parts) + "</section>"
 
 
-def _summary_row(r: dict) -> dict:
+def _summary_row(r: dict, description: str = "") -> dict:
     """One line of the summary table: the experiment, where in the book, and its comparisons in brief."""
-    rows, ref = comparisons(r), r.get("book_ref") or {}
+    rows, ref = comparisons(r), r.get("book_ref") or cited(description) or {}
     if not rows:
-        numbers = "<span class='muted'>" + ("no number in the book" if ref else "not from the books") + "</span>"
+        numbers = "<span class='muted'>" + ("not from the books" if not ref else "no number recorded"
+                                            if not r.get("book_ref") else "no number in the book") + "</span>"
     elif all(row["diff"] == "equal" for row in rows) and len(rows) > 2:
         numbers = f"all {len(rows)} equal to the book's"
     else:
@@ -238,7 +256,7 @@ def _summary_row(r: dict) -> dict:
         numbers = "<br>".join(shown)
     return {"exp_html": f'<a href="#{_anchor(r["experiment"])}">{_e(r["experiment"])}</a>',
             "ref": _book_ref({**ref, "script": None}) if ref else "—", "mode": "quick" if r.get("quick") else "full",
-            "seconds": fmt(r.get("seconds")), "numbers_html": numbers}
+            "seconds": seconds(r.get("seconds")), "numbers_html": numbers}
 
 
 def render(runs: list[dict], problems: list[str], descriptions: dict | None = None) -> str:
@@ -247,7 +265,8 @@ def render(runs: list[dict], problems: list[str], descriptions: dict | None = No
     groups: dict[tuple, list[dict]] = {}
     for run in sorted(runs, key=lambda r: (chapter(r["result"]["experiment"])[:2], r["result"]["experiment"])):
         groups.setdefault(chapter(run["result"]["experiment"]), []).append(run)
-    summary = [_summary_row(run["result"]) for rs in groups.values() for run in rs]
+    summary = [_summary_row(run["result"], descriptions.get(run["result"]["experiment"], ""))
+               for rs in groups.values() for run in rs]
     toc = "".join(f'<li><a href="#{_anchor(heading)}">{_e(heading)}</a> ({len(rs)})<ul>'
                   + "".join(f'<li><a href="#{_anchor(x["result"]["experiment"])}">{_e(x["result"]["experiment"])}'
                             f"</a></li>" for x in rs) + "</ul></li>" for (_, _, heading), rs in groups.items())

@@ -113,6 +113,19 @@ def test_comparisons_difference_approx_and_other_data():
     assert report.chapter("dlfs2_ch7_generate_text")[2] == "DLFS2 chapter 7: Generating text with RNNs"
     assert report.chapter("ch1_matplotlib")[:2] == ("DLFS1", 1)
     assert report.chapter("ml_linear_regression")[2].startswith("Machine-learning basics")
+    assert report.seconds(0.0) == "< 0.001" and report.seconds(1.25) == "1.25"
+
+
+def test_a_result_without_book_ref_is_placed_by_its_description():
+    ref = report.cited("Batch norm on/off for 16 weight scales (DLFS1 §6.3.2, Fig. 6-19; Figures 6-20).")
+    assert ref["section"] == "DLFS1 §6.3.2" and ref["figures"] == ["Fig. 6-19", "Fig. 6-20"]
+    assert report.cited("DLFS2 §6.1–6.2 and DLFS2 §6.1")["section"] == "DLFS2 §6.1–6.2, DLFS2 §6.1"
+    assert report.cited("Linear regression (ML basics)") is None
+    result = {"experiment": "ch6_demo", "quick": True, "metrics": {"acc": 0.9}, "book": {}, "book_ref": None}
+    row = report._summary_row(result, "A demo (DLFS1 §6.3.2, Fig. 6-19).")
+    assert row["ref"] == "DLFS1 §6.3.2; Fig. 6-19" and "no number recorded" in row["numbers_html"]
+    row = report._summary_row({**result, "experiment": "ml_demo"}, "A demo (ML basics).")
+    assert row["ref"] == "—" and "not from the books" in row["numbers_html"]
 
 
 def test_report_names_a_broken_result_and_refuses_an_empty_folder(tmp_path, capsys):
