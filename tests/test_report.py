@@ -172,3 +172,14 @@ def test_the_page_renders_in_a_headless_browser(tmp_path):
     assert pixels.std() > 0.05, "the screenshot is blank"
     dark = np.mean(pixels.mean(axis=-1) < 0.5)
     assert 0.005 < dark < 0.5, f"{dark:.3f} of the screenshot is dark: no text, or a black page"
+
+
+def test_the_readme_shows_how_to_make_the_page_and_links_its_screenshot():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "python -m fnn.report" in readme and "fnn report" in readme
+    assert "](docs/report.png)" in readme
+    shot = root / "docs" / "report.png"
+    assert shot.read_bytes().startswith(PNG)
+    height, width = mimage.imread(shot).shape[:2]
+    assert width == 1280 and height > 1000, "docs/report.png is not a screenshot of the page"
