@@ -66,21 +66,22 @@ def main(argv=None) -> dict:
     # x + h rounds to x once the spacing of float64 numbers near x, 2^(floor(log2 |x|) - 52), exceeds 2h
     limit = 2.0 ** np.ceil(52 + np.log2(2 * 1e-4))  # 2^40
 
+    colours = {1.0: "tab:purple", 0.95: "tab:orange", 0.5: "tab:pink", 0.1: "tab:blue", 0.01: "tab:green",
+               1e-10: "tab:brown"}  # one colour per learning rate in the first two panels
     fig, (ax, ax_f, ax_big) = plt.subplots(1, 3, figsize=(16, 4.8), layout="constrained")
     ax.plot([-5, 5], [0, 0], "--b", lw=0.8)
     ax.plot([0, 0], [-5, 5], "--b", lw=0.8)
     for lr, style in ((0.1, "o"), (0.95, "s-"), (0.01, "^")):
         path = paths[lr]
-        ax.plot(path[:, 0], path[:, 1], style, ms=4, lw=0.6, label=f"lr = {lr}")
+        ax.plot(path[:, 0], path[:, 1], style, ms=4, lw=0.6, color=colours[lr], label=f"lr = {lr}")
     ax.plot(paths[1.0][:, 0], paths[1.0][:, 1], "D:", ms=9, mfc="none", lw=0.8, color="tab:purple",
             label="lr = 1: (-3, 4) <-> (3, -4)")
     ax.set(xlim=(-3.5, 3.5), ylim=(-4.5, 4.5), xlabel="$x_0$", ylabel="$x_1$",
            title="20 steps from (-3, 4) (lr 0.1: Fig. 4-10)")
     ax.legend()
-    styles = {1.0: dict(ls="none", marker="D", mfc="none", ms=7, markevery=10, color="tab:purple"),
-              1e-10: dict(lw=2, color="tab:brown")}
+    styles = {1.0: dict(ls="none", marker="D", mfc="none", ms=7, markevery=10), 1e-10: dict(lw=2)}
     for lr in lrs:
-        ax_f.semilogy(np.maximum(f_hist[lr], 1e-300), label=f"lr = {lr:g}", **styles.get(lr, {}))
+        ax_f.semilogy(np.maximum(f_hist[lr], 1e-300), label=f"lr = {lr:g}", color=colours[lr], **styles.get(lr, {}))
     ax_f.annotate("f stays 25: lr = 1 (x -> -x) and\nlr = 1e-10 (x hardly moves)", (55, 25),
                   xytext=(30, 1e6), fontsize=8, arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax_f.annotate("lr = 0.5: the minimum in one step, then\nx + h and x - h round alike (f ~ 1e-42)",
@@ -89,7 +90,8 @@ def main(argv=None) -> dict:
              ylim=(1e-45, 1e12))
     ex.legend_below(ax_f, ncol=3)
     for name, norm in big.items():
-        ax_big.semilogy(norm, ".-" if name.startswith("numerical") else "--", ms=3, label=name)
+        ax_big.semilogy(norm, ".-" if name.startswith("numerical") else "--", ms=3, label=name,
+                        color="k" if name.startswith("numerical") else "0.5")  # not the lr colours
     ax_big.axhline(limit, color="0.5", lw=0.8, ls=":")
     ax_big.text(98, 1e20, f"dotted: |x| = 2^{np.log2(limit):.0f} = {limit:.1e}; beyond it the float64\n"
                 "spacing exceeds 2h, x ± h == x, the numerical\ngradient is 0 and x stops",
