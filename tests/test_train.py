@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+import fnn.optim
 from fnn import train
 from fnn.models import mlp
 
@@ -157,6 +158,21 @@ def test_step_refuses_a_non_finite_update_and_flags_the_leaves():
     chex.assert_trees_all_equal(new, ts)
     new, m = step(ts, (jnp.asarray(x[:10]), jnp.asarray(t[:10])), jax.random.key(1))
     assert bool(m["finite"]) and m["finite_grads"].all()
+
+
+@pytest.mark.parametrize("grad", train.GRADS)
+def test_step_refuses_non_finite_new_params_from_a_nan_learning_rate(grad):
+    """Loss and gradients finite, the new parameters NaN: the step is refused like a NaN gradient."""
+    (x, t), _ = _blobs()
+    opt = optax.chain(fnn.optim.adam(0.01), optax.scale_by_schedule(lambda count: jnp.where(count == 1, jnp.nan, 1.0)))
+    step = jax.jit(train.make_step(MODEL, opt, grad=grad))
+    ts = train.init_train_state(MODEL, opt, jax.random.key(0))
+    batch = (jnp.asarray(x[:10]), jnp.asarray(t[:10]))
+    ts1, m = step(ts, batch, jax.random.key(1))  # count 0: a finite step, applied
+    assert bool(m["finite"]) and not bool(jnp.all(ts1.params["W1"] == ts.params["W1"]))
+    ts2, m = step(ts1, batch, jax.random.key(1))  # count 1: learning rate NaN
+    assert not bool(m["finite"]) and np.isfinite(m["loss"]) and m["finite_grads"].all()
+    chex.assert_trees_all_equal(ts2, ts1)  # params, model state and the optimizer's moments and counts
 
 
 def test_fit_stops_at_the_failing_step_and_keeps_the_params_before_it():
