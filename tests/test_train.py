@@ -175,6 +175,14 @@ def test_step_refuses_non_finite_new_params_from_a_nan_learning_rate(grad):
     chex.assert_trees_all_equal(ts2, ts1)  # params, model state and the optimizer's moments and counts
 
 
+def test_fit_names_a_non_finite_update():
+    with pytest.raises(FloatingPointError, match=r"the updated parameters became non-finite \(loss [\d.]+\) "
+                       r"at step 1 \(epoch 1\)") as info:
+        train.fit(MODEL, optax.sgd(jnp.nan), _blobs(), key=jax.random.key(0), epochs=1, batch_size=10,
+                  progress=False)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(info.value.train_state))
+
+
 def test_fit_stops_at_the_failing_step_and_keeps_the_params_before_it():
     data = _poisoned(_blobs(), np.inf)
     with pytest.raises(FloatingPointError) as info:
