@@ -109,4 +109,5 @@ def test_data_parallel_path_needs_two_devices(bench):
         with pytest.raises(bench.UnavailableError, match=r"1 device\(s\) for a batch of 8"):
             bench.build("mlp", cfg, "fnn_manual_dp", x, t)
     with pytest.raises(bench.UnavailableError, match="fnn.lm trains on one device"):
-        bench.build("lstm_lm", bench.QUICK["lstm_lm"], "fnn_manual_dp", *bench.make_data("lstm_lm", bench.QUICK["lstm_lm"]))
+        lm = bench.QUICK["lstm_lm"]
+        bench.build("lstm_lm", lm, "fnn_manual_dp", *bench.make_data("lstm_lm", lm))
