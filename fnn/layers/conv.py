@@ -17,11 +17,12 @@ Two kernels compute the same equations (``impl``; a model's ``conv``):
   layout that XLA:CPU hands to its fast kernels.
 
 "auto", the default everywhere, picks per layer (`choose_impl`): im2col for fewer than 4 input
-channels, lax otherwise. Measured on XLA:CPU, one thread, batch 100, inside the scanned epoch
-(README, "Speed"): im2col wins where the column matrix is narrow (a 1-channel first layer: forward
-2.5 ms against 6.7 ms, dW 3.2 against 6.6) and loses on DeepConvNet's 16–64-channel layers, where
-building the column matrices is memory-bound. Choosing the kernel per direction instead (dW as
-``dout^T · im2col(x)`` on the lax forward) won alone and lost inside the training step.
+channels, lax otherwise. Measured on XLA:CPU, one thread, batch 100 (README, "Speed";
+scripts/profile_convnet.py reads the named scopes each direction runs under): im2col wins where the
+column matrix is narrow (a 1-channel first layer: forward 2.5 ms against 6.7 ms, dW 3.2 against
+6.6) and loses on DeepConvNet's 16–64-channel layers, where building the column matrices is
+memory-bound. Choosing the kernel per direction instead (dW as ``dout^T · im2col(x)`` on the lax
+forward) won alone and lost inside the training step.
 `convolution` / `convolution_nhwc` is the layer (forward/backward pair, the manual gradient path)
 on either kernel; `conv2d` / `conv2d_nhwc` is the function for ``jax.grad``. Both agree to
 rounding (tests/layers/test_conv.py, float64).
@@ -146,6 +147,12 @@ def _check_filters(fn: str, params: Params, C: int) -> tuple[int, int, int, int]
     return FN, C_w, FH, FW
 
 
+def _scope(W: Array, direction: str):
+    """A `jax.named_scope` such as ``conv16to32_dW``: a profile's op names then tell each layer's
+    forward, dx and dW apart (scripts/profile_convnet.py)."""
+    return jax.named_scope(f"conv{W.shape[1]}to{W.shape[0]}_{direction}")
+
+
 def _filters_as_matrix(W: Array) -> Array:
     """Filters W (FN, C, FH, FW) as the matmul operand (FH*FW*C, FN) of `im2col_nhwc`'s columns
     (DLFS1 §7.4.3: the filters expanded to one column each)."""
@@ -165,13 +172,14 @@ def _convolution_nhwc_forward(params: Params, x: Array, *, stride: int = 1, pad:
     FN, C, FH, FW = _check_filters("convolution.forward", params, x.shape[3])
     output_size("convolution.forward", x.shape[1], x.shape[2], FH, FW, stride, pad)
     b = params["b"].reshape(1, 1, 1, FN)
-    if choose_impl(impl, C) == "lax":
-        y = _lax_forward(x, params["W"], stride, pad) + b
-        return y, ConvCache(None, x, tuple(x.shape), stride, pad)
-    col = im2col_nhwc(x, FH, FW, stride, pad)  # (N, OH, OW, FH*FW*C)
-    N, OH, OW, K = col.shape
-    y = col.reshape(N * OH * OW, K) @ _filters_as_matrix(params["W"])  # (N*OH*OW, FN)
-    return y.reshape(N, OH, OW, FN) + b, ConvCache(col, None, tuple(x.shape), stride, pad)
+    with _scope(params["W"], "forward"):
+        if choose_impl(impl, C) == "lax":
+            y = _lax_forward(x, params["W"], stride, pad) + b
+            return y, ConvCache(None, x, tuple(x.shape), stride, pad)
+        col = im2col_nhwc(x, FH, FW, stride, pad)  # (N, OH, OW, FH*FW*C)
+        N, OH, OW, K = col.shape
+        y = col.reshape(N * OH * OW, K) @ _filters_as_matrix(params["W"])  # (N*OH*OW, FN)
+        return y.reshape(N, OH, OW, FN) + b, ConvCache(col, None, tuple(x.shape), stride, pad)
 
 
 def _convolution_nhwc_backward(params: Params, cache: ConvCache, dout: Array):
@@ -182,15 +190,20 @@ def _convolution_nhwc_backward(params: Params, cache: ConvCache, dout: Array):
     """
     W = params["W"]
     FN, C, FH, FW = W.shape
-    db = jnp.sum(dout, axis=(0, 1, 2))
-    if cache.col is None:
-        dW = _lax_dW(cache.x, dout, FH, FW, cache.stride, cache.pad)
-        return {"W": dW, "b": db}, _lax_dx(dout, W, cache.x_shape, cache.stride, cache.pad)
-    N, OH, OW, K = cache.col.shape
-    d2 = dout.reshape(N * OH * OW, FN)
-    dW = (cache.col.reshape(N * OH * OW, K).T @ d2).reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
-    dcol = (d2 @ _filters_as_matrix(W).T).reshape(N, OH, OW, K)
-    dx = col2im_nhwc(dcol, cache.x_shape, FH, FW, cache.stride, cache.pad)
+    with _scope(W, "dW"):
+        db = jnp.sum(dout, axis=(0, 1, 2))
+        if cache.col is None:
+            dW = _lax_dW(cache.x, dout, FH, FW, cache.stride, cache.pad)
+        else:
+            N, OH, OW, K = cache.col.shape
+            d2 = dout.reshape(N * OH * OW, FN)
+            dW = (cache.col.reshape(N * OH * OW, K).T @ d2).reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
+    with _scope(W, "dx"):
+        if cache.col is None:
+            dx = _lax_dx(dout, W, cache.x_shape, cache.stride, cache.pad)
+        else:
+            dcol = (d2 @ _filters_as_matrix(W).T).reshape(N, OH, OW, K)
+            dx = col2im_nhwc(dcol, cache.x_shape, FH, FW, cache.stride, cache.pad)
     return {"W": dW, "b": db}, dx
 
 
@@ -208,7 +221,8 @@ convolution = nchw_layer("convolution", convolution_nhwc)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def _lax_conv(x: Array, W: Array, b: Array, stride: int, pad: int) -> Array:
-    return _lax_forward(x, W, stride, pad) + b.reshape(1, 1, 1, -1)
+    with _scope(W, "forward"):
+        return _lax_forward(x, W, stride, pad) + b.reshape(1, 1, 1, -1)
 
 
 def _lax_conv_fwd(x, W, b, stride, pad):
