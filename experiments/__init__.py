@@ -1,0 +1,1 @@
+"""The books' experiments, one script each (installed as the package ``fnn_experiments``; run with ``fnn run NAME``)."""

@@ -11,44 +11,14 @@ Writes ``perceptron_gates.png`` and ``result.json``. ``--quick`` is the same run
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn import perceptron as P
+from fnn_experiments import _common as ex
 
 NAME = "ch2_perceptron_gates"
 BOOK_TABLES = {"AND": [0, 0, 0, 1], "NAND": [1, 1, 1, 0], "OR": [0, 1, 1, 1], "XOR": [0, 1, 1, 0]}
-
-
-def plot_points(ax, targets, title: str) -> None:
-    """The four inputs, 0 as circles and 1 as triangles (the book's markers), on the unit square."""
-    x = np.asarray(P.INPUTS)
-    targets = np.asarray(targets)
-    for value, marker, label in ((0, "o", "y = 0"), (1, "^", "y = 1")):
-        sel = targets == value
-        ax.scatter(x[sel, 0], x[sel, 1], marker=marker, s=110, facecolors="white" if value == 0
-                   else "tab:gray", edgecolors="k", zorder=3, label=label)
-    ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), xlabel="$x_1$", ylabel="$x_2$", title=title,
-           aspect="equal")
-    ax.axhline(0, color="0.8", lw=0.8)
-    ax.axvline(0, color="0.8", lw=0.8)
-
-
-def plot_gate(ax, params: P.Perceptron, targets, title: str, color: str = "tab:blue") -> None:
-    """A perceptron's line w · x + b = 0 and the half-plane where it outputs 1, with the four inputs."""
-    g = np.linspace(-0.5, 1.5, 201)
-    X1, X2 = np.meshgrid(g, g)
-    grid = jnp.asarray(np.stack([X1.ravel(), X2.ravel()], axis=1), jnp.float32)  # (G, 2)
-    Y = np.asarray(P.perceptron(params, grid)).reshape(X1.shape)
-    ax.contourf(X1, X2, Y, levels=[0.5, 1.5], colors=[color], alpha=0.18)
-    w1, w2 = (float(v) for v in params.w)
-    b = float(params.b)
-    if abs(w2) > 1e-12:
-        ax.plot(g, -(w1 * g + b) / w2, color=color, lw=1.8,
-                label=f"{w1:+.2g} x1 {w2:+.2g} x2 {b:+.2g} = 0")
-    plot_points(ax, targets, title)
 
 
 def main(argv=None) -> dict:
@@ -61,7 +31,7 @@ def main(argv=None) -> dict:
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
     for ax, name in zip(axes, tables, strict=True):
-        plot_gate(ax, params[name], tables[name], f"{name} (DLFS1 §2.3.3)")
+        ex.plot_gate(ax, params[name], tables[name], f"{name} (DLFS1 §2.3.3)")
         ax.legend(loc="upper left", fontsize=7)
     fig.suptitle("Perceptron gates with the book's weights: the line w·x + b = 0 and where y = 1")
     ex.save_figure(fig, out / "perceptron_gates.png")

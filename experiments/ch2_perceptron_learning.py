@@ -18,9 +18,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.ch2_perceptron_gates import plot_gate
-from fnn import experiment as ex
 from fnn import perceptron as P
+from fnn_experiments import _common as ex
 
 NAME = "ch2_perceptron_learning"
 
@@ -49,7 +48,7 @@ def main(argv=None) -> dict:
     fig, axes = plt.subplots(2, 3, figsize=(14, 9), layout="constrained")
     for ax, name in zip(axes.ravel()[:4], learned, strict=True):
         params, errors = learned[name]
-        plot_gate(ax, params, P.truth_table(name), f"{name}: {int(errors[-1])} errors in the last epoch",
+        ex.plot_gate(ax, params, P.truth_table(name), f"{name}: {int(errors[-1])} errors in the last epoch",
                   color="tab:red" if name == "XOR" else "tab:blue")
         ax.legend(loc="upper left", fontsize=7)
     ax = axes[1, 1]

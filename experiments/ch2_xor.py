@@ -16,9 +16,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from experiments.ch2_perceptron_gates import plot_gate, plot_points
-from fnn import experiment as ex
 from fnn import perceptron as P
+from fnn_experiments import _common as ex
 
 NAME = "ch2_xor"
 
@@ -35,7 +34,7 @@ def main(argv=None) -> dict:
         table = np.stack([np.asarray(a) for a in (x1, x2, s1, s2, y)], axis=1)  # (4, 5)
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
-    plot_gate(axes[0], P.gate_params("OR"), xor, "XOR with OR's line: one side\nholds both classes "
+    ex.plot_gate(axes[0], P.gate_params("OR"), xor, "XOR with OR's line: one side\nholds both classes "
               "(Fig. 2-7)", color="tab:orange")
     g = np.linspace(-0.5, 1.5, 301)
     G1, G2 = np.meshgrid(g, g)
@@ -45,10 +44,10 @@ def main(argv=None) -> dict:
         w, b = P.gate_params(name)
         axes[1].plot(g, -(float(w[0]) * g + float(b)) / float(w[1]), color=color, lw=1.5,
                      label=f"{name} line")
-    plot_points(axes[1], xor, "two layers: y = AND(NAND, OR)\nis 1 between the lines (Fig. 2-8)")
+    ex.plot_points(axes[1], xor, "two layers: y = AND(NAND, OR)\nis 1 between the lines (Fig. 2-8)")
     axes[1].legend(loc="lower left", fontsize=7)
     hidden = np.stack([np.asarray(s1), np.asarray(s2)], axis=1)
-    plot_gate(axes[2], P.gate_params("AND"), P.truth_table("AND"), "the hidden layer (s1, s2):\n"
+    ex.plot_gate(axes[2], P.gate_params("AND"), P.truth_table("AND"), "the hidden layer (s1, s2):\n"
               "AND separates it with one line", color="tab:green")
     for (u, v) in {tuple(h) for h in hidden.tolist()}:
         xs = ", ".join(f"({a},{b})" for (a, b), h in zip(np.asarray(P.INPUTS), hidden, strict=True)

@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn import functions as F
 from fnn.models import mlp
+from fnn_experiments import _common as ex
 
 NAME = "ch3_activations"
 BOOK = {"sigmoid": [0.26894142, 0.73105858, 0.88079708],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
+from fnn_experiments import _common as ex
 
 NAME = "ch3_mnist_show"
 

@@ -26,11 +26,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
-from fnn import experiment as ex
 from fnn import functions as F
 from fnn.data import DataNotFoundError
 from fnn.data.weights import load_book_weights
 from fnn.models import mlp
+from fnn_experiments import _common as ex
 
 NAME = "ch3_neuralnet_mnist"
 BOOK_ACCURACY = 0.9352

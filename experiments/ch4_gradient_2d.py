@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn.gradient import numerical_gradient
+from fnn_experiments import _common as ex
 
 NAME = "ch4_gradient_2d"
 BOOK = {"(3, 4)": [6.0, 8.0], "(0, 2)": [0.0, 4.0], "(3, 0)": [6.0, 0.0]}

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn.gradient import gradient_descent, numerical_gradient
+from fnn_experiments import _common as ex
 
 NAME = "ch4_gradient_method"
 BOOK = {"0.1": [-6.11110793e-10, 8.14814391e-10], "10.0": [-2.58983747e+13, -1.29524862e+12],

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn.gradient import numerical_diff
+from fnn_experiments import _common as ex
 
 NAME = "ch4_numerical_diff"
 BOOK = {"diff_at_5": 0.1999999999990898, "diff_at_10": 0.2999999999986347,

@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn import functions as F
 from fnn.gradient import numerical_gradient
+from fnn_experiments import _common as ex
 
 NAME = "ch4_simple_net"
 BOOK_W = [[0.47355232, 0.9977393, 0.84668094], [0.85557411, 0.03563661, 0.69422093]]

@@ -26,10 +26,10 @@ import numpy as np
 import optax
 
 from fnn import data as fdata
-from fnn import experiment as ex
 from fnn.gradient import numerical_gradient, relative_error
 from fnn.models import mlp
 from fnn.train import fit
+from fnn_experiments import _common as ex
 
 NAME = "ch4_train_neuralnet"
 

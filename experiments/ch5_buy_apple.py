@@ -18,8 +18,8 @@ from __future__ import annotations
 import jax
 import matplotlib.pyplot as plt
 
-from fnn import experiment as ex
 from fnn.layers import add, mul
+from fnn_experiments import _common as ex
 
 NAME = "ch5_buy_apple"
 NO = {}

@@ -17,11 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
-import optax
 
-from fnn import experiment as ex
+from fnn import optim
 from fnn.models import mlp
-from fnn.train import GRADS, fit
+from fnn.step import GRADS
+from fnn.train import Checkpoints, fit
+from fnn_experiments import _common as ex
 
 NAME = "ch5_train_neuralnet"
 
@@ -51,11 +52,12 @@ def main(argv=None) -> dict:
               "train_size": int(x_train.shape[0]), "test_size": int(x_test.shape[0])}
 
     model = mlp.two_layer_net(x_train.shape[1], 50, 10, weight_init_std=0.01)
+    checkpoints = None if args.checkpoint_dir is None else Checkpoints(args.checkpoint_dir, resume=args.resume)
     with ex.Timer() as timer:
-        _, history = fit(model, optax.sgd(config["learning_rate"]), data,
+        _, history = fit(model, optim.sgd(config["learning_rate"]), data,
                          key=jax.random.key(args.seed), steps=config["steps"],
                          batch_size=config["batch_size"], grad=args.grad, progress=args.progress,
-                         desc=NAME, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+                         desc=NAME, checkpoints=checkpoints)
 
     metrics = {"train_acc": history["train_acc"][-1], "test_acc": history["test_acc"][-1],
                "final_loss": history["train_loss"][-1], "train_seconds": history["seconds"],

@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn import optim
 from fnn.models import mlp
 from fnn.multi import fit_many
+from fnn_experiments import _common as ex
 
 NAME = "ch6_batch_norm_test"
 SLOW = True  # two compiled programs of 16 vmapped networks: ~30 CPU-seconds in quick mode

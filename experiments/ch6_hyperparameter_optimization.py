@@ -30,10 +30,10 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn import optim
 from fnn.models import mlp
 from fnn.multi import make_fit_many
+from fnn_experiments import _common as ex
 
 NAME = "ch6_hyperparameter_optimization"
 SLOW = True  # one compiled program of 100 vmapped networks: ~20 CPU-seconds in quick mode

@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
-from fnn import experiment as ex
 from fnn import optim
+from fnn_experiments import _common as ex
 
 NAME = "ch6_optimizer_compare_naive"
 INIT = (-7.0, 2.0)

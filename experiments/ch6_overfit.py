@@ -27,10 +27,10 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn import optim
 from fnn.models import mlp
 from fnn.multi import fit_many, index
+from fnn_experiments import _common as ex
 
 NAME = "ch6_overfit"
 TRAIN_SIZE, BATCH, LR, WEIGHT_DECAY, DROP_RATE = 300, 100, 0.01, 0.1, 0.2

@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn import functions as F
 from fnn import init as initializers
+from fnn_experiments import _common as ex
 
 NAME = "ch6_weight_init_activation_histogram"
 N, NODES, LAYERS = 1000, 100, 5

@@ -22,10 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.ch6_optimizer_compare_mnist import loss_figure, setup, smooth, train_curves
-from fnn import experiment as ex
 from fnn import optim
 from fnn.models import mlp
+from fnn_experiments import _common as ex
 
 NAME = "ch6_weight_init_compare"
 INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
@@ -36,7 +35,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seeds", type=int, default=1, help="networks per initialiser, trained at once")
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
-    data, config = setup(args)
+    data, config = ex.setup(args)
     config.update(optimizer="sgd(0.01)", inits=INITS)
     D = data[0][0].shape[1]
     models = [mlp.model(D, config["hidden_sizes"], 10, activation="relu", weight_init=spec)
@@ -47,16 +46,16 @@ def main(argv=None) -> dict:
 
     which = jnp.repeat(jnp.arange(len(INITS)), args.seeds)  # (M,) = (3 * seeds,)
     with ex.Timer() as timer:
-        losses, test_acc = train_curves(model_of, optim.sgd(0.01), data, config,
+        losses, test_acc = ex.train_curves(model_of, optim.sgd(0.01), data, config,
                                         jax.random.key(args.seed), hparams=which)
     curves, metrics = {}, {}
     for i, name in enumerate(INITS):
         rows = np.asarray(which) == i
         curves[name] = losses[rows].mean(0)
-        metrics[name] = {"final_loss": float(smooth(curves[name])[-1]),
+        metrics[name] = {"final_loss": float(ex.smooth(curves[name])[-1]),
                          "test_acc": float(test_acc[rows].mean())}
 
-    fig = loss_figure(curves, f"weight init on {config['data']}, 784-100x4-10 ReLU, SGD lr 0.01 "
+    fig = ex.loss_figure(curves, f"weight init on {config['data']}, 784-100x4-10 ReLU, SGD lr 0.01 "
                               f"(mean of {args.seeds})", ylim=2.5)
     ex.save_figure(fig, out / "weight_init_compare.png")
     result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,

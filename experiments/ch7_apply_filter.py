@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn.layers.conv import convolution
+from fnn_experiments import _common as ex
 
 NAME = "ch7_apply_filter"
 

@@ -21,10 +21,11 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn.models import cnn
 from fnn.optim import adam
-from fnn.train import GRADS, fit
+from fnn.step import GRADS
+from fnn.train import fit
+from fnn_experiments import _common as ex
 
 NAME = "ch7_train_convnet"
 

@@ -23,11 +23,12 @@ import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
-from fnn.data.augment import augment, augmented
+from fnn.data.augment import augment
 from fnn.models import cnn
+from fnn.models.augment import augmented
 from fnn.optim import adam
 from fnn.train import fit
+from fnn_experiments import _common as ex
 
 NAME = "ch8_augmentation"
 SLOW = True  # its quick mode takes about 40 s on 2 cores: tests/test_experiments.py runs it with -m slow

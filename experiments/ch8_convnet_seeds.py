@@ -29,11 +29,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from fnn import experiment as ex
 from fnn.models import cnn
 from fnn.multi import fit_many
 from fnn.optim import adam
-from fnn.train import GRADS
+from fnn.step import GRADS
+from fnn_experiments import _common as ex
 
 NAME = "ch8_convnet_seeds"
 SLOW = True  # 16 SimpleConvNets on 28x28 images: ~30 s of quick mode on 2 idle cores

@@ -26,10 +26,11 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn.models import cnn
 from fnn.optim import adam
-from fnn.train import GRADS, fit
+from fnn.step import GRADS
+from fnn.train import fit
+from fnn_experiments import _common as ex
 
 NAME = "ch8_deep_convnet"
 SLOW = True  # its quick mode takes about a minute on 2 cores: tests/test_experiments.py runs it with -m slow

@@ -21,10 +21,11 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn.models import cnn
 from fnn.optim import adam
-from fnn.train import fit, make_evaluate
+from fnn.step import make_evaluate
+from fnn.train import fit
+from fnn_experiments import _common as ex
 
 NAME = "ch8_half_precision"
 DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}

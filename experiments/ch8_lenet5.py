@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import jax
 
-from fnn import experiment as ex
 from fnn.data import DataNotFoundError, load
 from fnn.models import cnn
 from fnn.optim import adam
-from fnn.train import GRADS, fit
+from fnn.step import GRADS
+from fnn.train import fit
+from fnn_experiments import _common as ex
 
 NAME = "ch8_lenet5"
 

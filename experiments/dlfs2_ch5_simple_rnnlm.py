@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import jax
 
-from experiments.dlfs2_ch6_rnnlm import plot_ppl
-from fnn import experiment as ex
-from fnn import lm
+from fnn import lm, optim
 from fnn.models import rnnlm
-from fnn.train import GRADS
+from fnn.step import GRADS
+from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch5_simple_rnnlm"
 
@@ -53,7 +52,7 @@ def main(argv=None) -> dict:
     model = rnnlm.simple_rnnlm(V, cfg["wordvec_size"], cfg["hidden_size"])
     per_epoch = (len(corpus) - 1) // (cfg["batch_size"] * cfg["time_size"])
     with ex.Timer() as timer:
-        ts, history = lm.fit_lm(model, lm.sgd(cfg["lr"]), corpus, key=jax.random.key(args.seed),
+        ts, history = lm.fit_lm(model, optim.sgd(cfg["lr"]), corpus, key=jax.random.key(args.seed),
                                 epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                                 time_size=cfg["time_size"], grad=args.grad,
                                 eval_interval=per_epoch, progress=args.progress, desc=NAME)
@@ -64,7 +63,7 @@ def main(argv=None) -> dict:
         metrics["fresh_text_perplexity"] = lm.perplexity(model, ts.params, fresh)
     history["epoch"] = list(range(1, cfg["epochs"] + 1))
     history["ppl_step"] = history["epoch"]
-    fig = plot_ppl(history, f"SimpleRnnlm on {cfg['data']}", true_ppl=truth.get("true_perplexity"))
+    fig = ex.plot_ppl(history, f"SimpleRnnlm on {cfg['data']}", true_ppl=truth.get("true_perplexity"))
     fig.axes[0].set_xlabel("epoch")
     ex.save_figure(fig, out / "simple_rnnlm.png")
     path = ex.save_result(out, NAME, args, config=cfg, metrics=metrics, seconds=timer.seconds,

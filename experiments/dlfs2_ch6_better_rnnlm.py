@@ -18,12 +18,12 @@ Writes ``better_rnnlm.png`` (train perplexity, validation perplexity per epoch) 
 from __future__ import annotations
 
 import jax
+import optax
 
-from experiments.dlfs2_ch6_rnnlm import load_corpora, plot_ppl
-from fnn import experiment as ex
-from fnn import lm
+from fnn import lm, optim
 from fnn.models import rnnlm
-from fnn.train import GRADS
+from fnn.step import GRADS
+from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch6_better_rnnlm"
 BOOK = {"wordvec_size": 650, "hidden_size": 650, "drop_rate": 0.5, "batch_size": 20,
@@ -44,12 +44,14 @@ def main(argv=None) -> dict:
     cfg = dict(QUICK if args.quick else BOOK if args.book else FULL)
     if args.epochs:
         cfg["epochs"] = args.epochs
-    train, valid, test, id_to_word, data_name, truth = load_corpora(args, QUICK)
+    train, valid, test, id_to_word, data_name, truth = ex.load_corpora(args, QUICK)
     V = len(id_to_word)
     cfg.update(grad=args.grad, data=data_name, vocab_size=V, lr_decay=4.0)
     model = rnnlm.better_rnnlm(V, cfg["wordvec_size"], cfg["hidden_size"], cfg["drop_rate"])
     with ex.Timer() as timer:
-        ts, history = lm.fit_lm(model, lm.sgd(cfg["lr"], cfg["max_grad"]), train,
+        # the learning rate in the optimizer state, so that fit_lm can divide it by 4 (lr_decay)
+        opt = optax.inject_hyperparams(optim.sgd)(learning_rate=cfg["lr"], max_grad=cfg["max_grad"])
+        ts, history = lm.fit_lm(model, opt, train,
                                 key=jax.random.key(args.seed), epochs=cfg["epochs"],
                                 batch_size=cfg["batch_size"], time_size=cfg["time_size"],
                                 grad=args.grad, eval_interval=cfg["eval_interval"],
@@ -58,7 +60,7 @@ def main(argv=None) -> dict:
         test_ppl = lm.perplexity(model, ts.params, test)
     metrics = {"test_perplexity": test_ppl, "val_perplexity": history["val_ppl"],
                "lr": history["lr"], "train_seconds": history["seconds"], **(truth or {})}
-    fig = plot_ppl(history, f"BetterRnnlm (D=H={cfg['hidden_size']}) on {data_name}",
+    fig = ex.plot_ppl(history, f"BetterRnnlm (D=H={cfg['hidden_size']}) on {data_name}",
                    None if args.quick else (0, 500), truth and truth["true_perplexity"])
     per_epoch = history["ppl_step"][-1] // cfg["epochs"]
     fig.axes[0].plot([per_epoch * (e + 1) for e in range(cfg["epochs"])], history["val_ppl"],

@@ -21,12 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fnn import experiment as ex
-from fnn import lm
+from fnn import lm, optim
 from fnn.data.corpus import bptt_batches
 from fnn.layers import recurrent as R
 from fnn.models import rnnlm
-from fnn.train import TrainState, value_and_grad
+from fnn.step import TrainState, loss_and_grads
+from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch6_rnn_gradient_graph"
 
@@ -62,10 +62,10 @@ def cell_norms(scale: float, *, N: int = 2, D: int = 4, H: int = 16, T: int = 30
 def clipping_run(corpus, V: int, max_grad: float | None, *, lr: float, epochs: int, seed: int):
     """Train SimpleRnnlm with SGD (optionally clipped); per step the loss and the global grad norm."""
     model = rnnlm.simple_rnnlm(V, 100, 100)
-    opt = lm.sgd(lr, max_grad)
+    opt = optim.sgd(lr, max_grad)
     params, _ = model.init(jax.random.key(seed))
     ts = TrainState(params, lm.initial_state(model, params, 10, 5), opt.init(params))
-    grad_fn = value_and_grad(model, "manual")
+    grad_fn = loss_and_grads(model, "manual")
 
     @jax.jit
     def run(ts, xs, ys):

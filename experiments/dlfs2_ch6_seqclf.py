@@ -19,9 +19,10 @@ from __future__ import annotations
 import jax
 import optax
 
-from fnn import experiment as ex
 from fnn.models import seqclf
-from fnn.train import GRADS, fit
+from fnn.step import GRADS
+from fnn.train import fit
+from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch6_seqclf"
 FAMILIES = ("rnn", "lstm", "gru")

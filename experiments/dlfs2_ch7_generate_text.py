@@ -25,9 +25,9 @@ import jax
 import numpy as np
 import optax
 
-from fnn import experiment as ex
 from fnn import lm
 from fnn.models import rnnlm
+from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch7_generate_text"
 SKIP_WORDS = ["N", "<unk>", "$"]
@@ -72,9 +72,7 @@ def main(argv=None) -> dict:
             skip = [word_to_id[w] for w in SKIP_WORDS]
             models = {"book Rnnlm.pkl": rnnlm.from_book_params(load_book_weights("Rnnlm.pkl"))}
             if args.params is not None:
-                from experiments.dlfs2_ch6_rnnlm import load_params
-
-                models[f"fnn {args.params.name}"] = load_params(args.params)
+                models[f"fnn {args.params.name}"] = ex.load_params(args.params)
             for name, params in models.items():
                 family = "gru" if "gru" in params else "lstm"
                 model = rnnlm.rnnlm(len(word_to_id), family=family)

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn import experiment as ex
 from fnn import functions as F
 from fnn.gradient import gradient_descent
+from fnn_experiments import _common as ex
 
 NAME = "ml_linear_regression"
 

@@ -22,8 +22,8 @@ import numpy as np
 import optax
 from sklearn.linear_model import LogisticRegression
 
-from fnn import experiment as ex
 from fnn import functions as F
+from fnn_experiments import _common as ex
 
 NAME = "ml_logistic_regression"
 

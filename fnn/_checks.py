@@ -1,11 +1,17 @@
-"""Input checks shared by the whole library.
+"""Input checks shared by the whole library: one function per kind of check (base floor).
 
-Every check is static (shapes and dtypes are known while tracing), so it costs nothing under
-`jit`. Value checks (labels in range) run only when the array is concrete, i.e. when a function is
-called eagerly; inside `jit` they are skipped rather than forcing a host round trip.
+Private to fnn (the library's own argument checking, not API): every public function checks its
+arguments with these, so that one kind of mistake gives one kind of message. Every message names
+the function, the argument, what was expected and what was found::
 
-Every message names the function, the argument, what was expected and what was found
-(STYLE.md habit 6): ``affine.forward: x.shape[-1] is 785, expected 784 (W.shape[0])``.
+    affine.forward: x has 785 features per sample (shape (2, 785)), expected 784 (W.shape[0])
+    fit: batch_size is 0, expected a positive integer
+
+Shape and dtype checks are static (shapes and dtypes are known while tracing), so they cost
+nothing under `jit`. Value checks (labels in range) run only when the array is concrete, i.e. when
+a function is called eagerly; inside `jit` they are skipped rather than forcing a host round trip.
+Integer settings (batch sizes, epochs, ...) may be Python or NumPy integers (``np.int64(10)`` is a
+batch size), never bools; the checks hand back a Python `int`.
 """
 
 from __future__ import annotations
@@ -71,3 +77,39 @@ def check_nonempty(fn: str, name: str, x) -> None:
     if x.ndim == 0 or x.shape[0] == 0:
         raise ValueError(f"{fn}: {name} is an empty batch (shape {tuple(x.shape)}), "
                          f"expected at least one sample")
+
+
+def is_int(value) -> bool:
+    """Is `value` a Python or NumPy integer (and not a bool, which Python counts as an int)?"""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(fn: str, name: str, value, minimum: int, *, expected: str | None = None) -> int:
+    """`value` as a Python int; ValueError unless it is an integer >= `minimum` (`is_int`).
+
+    The message ends in ``expected an integer >= minimum``, or in `expected` when given.
+    """
+    if not is_int(value) or value < minimum:
+        raise ValueError(f"{fn}: {name} is {value!r}, expected {expected or f'an integer >= {minimum}'}")
+    return int(value)
+
+
+def check_positive_int(fn: str, name: str, value, *, or_none: bool = False) -> int | None:
+    """`value` as a Python int; ValueError unless it is an integer >= 1 (or None, with `or_none`)."""
+    if or_none and value is None:
+        return None
+    return check_int(fn, name, value, 1,
+                     expected="a positive integer or None" if or_none else "a positive integer")
+
+
+def check_data(fn: str, name: str, x, t) -> None:
+    """Validate a data set (x, t): floating x with a sample axis, labels `t` with as many samples."""
+    for arr, arg in ((x, f"{name} x"), (t, f"{name} t")):
+        if not hasattr(arr, "shape"):
+            raise TypeError(f"{fn}: {arg} is a {type(arr).__name__}, expected an array")
+    check_floating(fn, f"{name} x", x)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"{fn}: {name} x has shape {tuple(x.shape)}, expected (N, ...) with N >= 1")
+    if t.shape[:1] != x.shape[:1]:
+        raise ValueError(f"{fn}: {name} t has {t.shape[0] if t.ndim else 'no'} samples (shape "
+                         f"{tuple(t.shape)}), expected {x.shape[0]} to match x {tuple(x.shape)}")

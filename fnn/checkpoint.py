@@ -27,7 +27,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,7 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn.data.download import fsync_dir
+from fnn._checks import check_int, check_positive_int
+from fnn.files import fsync_dir, write_atomic
 
 __all__ = ["Checkpoint", "CheckpointError", "latest", "leaf_name", "list_checkpoints", "load",
            "restore", "save"]
@@ -81,20 +81,6 @@ def _body_sha(meta: dict) -> str:
     return _sha256(json.dumps(body, sort_keys=True).encode())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` is either its old self or complete: temp, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _key_parts(key) -> tuple[np.ndarray | None, str | None]:
     """(raw key data, implementation name) of a typed key; (the array, None) for a legacy uint32 key."""
     if key is None:
@@ -129,10 +115,8 @@ def save(directory: str | os.PathLike, tree, *, epoch: int, step: int, key=None,
     Returns:
       The path of the checkpoint's .json file.
     """
-    if not isinstance(epoch, int) or epoch < 0:
-        raise ValueError(f"checkpoint.save: epoch is {epoch!r}, expected an integer >= 0")
-    if keep is not None and (not isinstance(keep, int) or keep < 1):
-        raise ValueError(f"checkpoint.save: keep is {keep!r}, expected a positive integer or None")
+    epoch = check_int("checkpoint.save", "epoch", epoch, 0)
+    keep = check_positive_int("checkpoint.save", "keep", keep, or_none=True)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
@@ -156,8 +140,8 @@ def save(directory: str | os.PathLike, tree, *, epoch: int, step: int, key=None,
             "key_impl": key_impl, "has_key": key_data is not None,
             "history": history or {}, "config": config or {}}
     meta["meta_sha256"] = _body_sha(meta)
-    _write_atomic(directory / f"{stem}.npz", payload)
-    _write_atomic(directory / f"{stem}.json", (json.dumps(meta, indent=1) + "\n").encode())
+    write_atomic(directory / f"{stem}.npz", payload)
+    write_atomic(directory / f"{stem}.json", (json.dumps(meta, indent=1) + "\n").encode())
     fsync_dir(directory)
     for stale in directory.glob(".ckpt-*.part"):  # left by a writer that was killed mid-write
         stale.unlink(missing_ok=True)

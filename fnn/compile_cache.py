@@ -21,14 +21,14 @@ from pathlib import Path
 
 import jax
 
-from fnn.data.download import cache_dir
+from fnn.files import cache_dir
 
 OFF = ("0", "off", "false", "no")
 
 
 def directory() -> Path | None:
     """The folder `enable` uses by default: ``$FNN_COMPILE_CACHE`` when it names one, else
-    ``~/.cache/fnn/xla`` (`fnn.data.download.cache_dir`); None when the variable turns it off."""
+    ``~/.cache/fnn/xla`` (`fnn.files.cache_dir`); None when the variable turns it off."""
     value = os.environ.get("FNN_COMPILE_CACHE", "").strip()
     if value.lower() in OFF:
         return None

@@ -2,12 +2,13 @@
 
 * `fit_lm` — DLFS2's ``RnnlmTrainer.fit`` (§5.5.3): mini-batches from `fnn.data.corpus.bptt_batches`,
   the recurrent state carried from batch to batch (the model's `state`), gradient clipping in the
-  optimizer, perplexity = exp(mean loss) every `eval_interval` steps. The step is
-  `fnn.train.make_step` — the same one every model trains with — scanned over `eval_interval`
-  batches per jitted call. With `val_corpus` it also does ``train_better_rnnlm.py``'s rule
-  (§6.5.4): after each epoch, evaluate; when validation perplexity got worse, divide the learning
-  rate by `lr_decay` (4 in the book). That needs an optimizer built by `sgd` (or any
-  ``optax.inject_hyperparams`` optimizer with a ``learning_rate``).
+  optimizer (``fnn.optim.sgd(lr, max_grad=...)``), perplexity = exp(mean loss) every
+  `eval_interval` steps. The steps are `fnn.step.make_steps` — the step every model trains with,
+  scanned over `eval_interval` consecutive batches per jitted call. With `val_corpus` it also does
+  ``train_better_rnnlm.py``'s rule (§6.5.4): after each epoch, evaluate; when validation
+  perplexity got worse, divide the learning rate by `lr_decay` (4 in the book). That needs an
+  optimizer whose state holds its learning rate:
+  ``optax.inject_hyperparams(fnn.optim.sgd)(learning_rate=20.0, max_grad=0.25)``.
 * `perplexity` — DLFS2's ``eval_perplexity`` (``common/util.py``): batch 10, T = 35, stateful from a
   reset state, exp of the mean of the per-batch mean losses.
 * `generate` — DLFS2 §7.1 ``RnnlmGen.generate``: sample word after word from the softmax.
@@ -26,32 +27,11 @@ from jax import Array
 from tqdm.auto import tqdm
 
 from fnn import functions as F
+from fnn._checks import check_positive_int
 from fnn.data.corpus import bptt_batches, eval_batches
 from fnn.models._model import Model
-from fnn.train import GRADS, TrainState, make_step
-
-
-def sgd(learning_rate: float, max_grad: float | None = None) -> optax.GradientTransformation:
-    """The book's LM optimizer: clip by global norm (DLFS2 §6.1.4, when `max_grad`), then SGD.
-
-    Built with ``optax.inject_hyperparams`` so that `fit_lm` (or `set_learning_rate`) can change
-    the learning rate between epochs without recompiling.
-    """
-    def make(learning_rate):
-        parts = [] if max_grad is None else [optax.clip_by_global_norm(max_grad)]
-        return optax.chain(*parts, optax.sgd(learning_rate))
-
-    return optax.inject_hyperparams(make)(learning_rate=learning_rate)
-
-
-def set_learning_rate(opt_state, lr: float):
-    """A copy of an ``inject_hyperparams`` optimizer state with its learning rate set to `lr`."""
-    if not hasattr(opt_state, "hyperparams") or "learning_rate" not in opt_state.hyperparams:
-        raise ValueError("set_learning_rate: the optimizer state has no hyperparams['learning_rate']; "
-                         "build the optimizer with fnn.lm.sgd (optax.inject_hyperparams)")
-    hp = dict(opt_state.hyperparams)
-    hp["learning_rate"] = jnp.asarray(lr, jnp.asarray(hp["learning_rate"]).dtype)
-    return opt_state._replace(hyperparams=hp)
+from fnn.optim import set_learning_rate
+from fnn.step import GRADS, TrainState, make_steps
 
 
 def initial_state(model: Model, params, batch_size: int, time_size: int = 1):
@@ -59,21 +39,6 @@ def initial_state(model: Model, params, batch_size: int, time_size: int = 1):
     xs = jax.ShapeDtypeStruct((batch_size, time_size), jnp.int32)
     shapes = jax.eval_shape(lambda p, x: model.apply(p, {}, x)[1], params, xs)
     return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-
-def make_lm_steps(model: Model, optimizer: optax.GradientTransformation, *,
-                  grad: str = "autodiff"):
-    """A jitted ``run(ts, xs, ts_, key) -> (ts, losses)`` scanning `fnn.train.make_step` over
-    batches xs, ts_ (nb, N, T); the model state (recurrent carry) flows from step to step."""
-    step = make_step(model, optimizer, grad=grad)
-
-    def run(train_state: TrainState, xs: Array, ys: Array, key: Array):
-        keys = jax.random.split(key, xs.shape[0])
-        train_state, metrics = jax.lax.scan(lambda s, b: step(s, (b[0], b[1]), b[2]),
-                                            train_state, (xs, ys, keys))
-        return train_state, metrics["loss"]
-
-    return jax.jit(run, donate_argnums=0)
 
 
 def make_perplexity(model: Model):
@@ -123,10 +88,8 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
     """
     if grad not in GRADS:
         raise ValueError(f"fit_lm: grad is {grad!r}, expected one of {GRADS}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"fit_lm: epochs is {epochs!r}, expected a positive integer")
-    if not isinstance(eval_interval, int) or eval_interval < 1:
-        raise ValueError(f"fit_lm: eval_interval is {eval_interval!r}, expected a positive integer")
+    epochs = check_positive_int("fit_lm", "epochs", epochs)
+    eval_interval = check_positive_int("fit_lm", "eval_interval", eval_interval)
     corpus = np.asarray(corpus)
     _, _, _ = bptt_batches(corpus[: batch_size * time_size + 1], batch_size, time_size)  # checks
     per_epoch = (len(corpus) - 1) // (batch_size * time_size)
@@ -137,7 +100,7 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
                                  optimizer.init(params))
     if lr_decay is not None:
         set_learning_rate(train_state.opt_state, 1.0)  # fail now if the lr cannot be changed
-    run = make_lm_steps(model, optimizer, grad=grad)
+    run = make_steps(model, optimizer, grad=grad)
     ppl_eval = make_perplexity(model) if val_corpus is not None else None
     history = {"ppl": [], "ppl_step": [], "val_ppl": [], "lr": [], "epoch_loss": []}
     best, time_idx, seconds, done = math.inf, 0, 0.0, 0
@@ -149,14 +112,17 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
             stop = min(start + eval_interval, per_epoch)
             key, k = jax.random.split(key)
             t0 = time.perf_counter()
-            train_state, losses = run(train_state, jnp.asarray(xs[start:stop]),
-                                      jnp.asarray(ys[start:stop]), k)
-            losses = np.asarray(losses)
+            train_state, metrics = run(train_state, jnp.asarray(xs[start:stop]),
+                                       jnp.asarray(ys[start:stop]), k)
+            losses, finite = np.asarray(metrics["loss"]), np.asarray(metrics["finite"])
             seconds += time.perf_counter() - t0
+            if not np.all(finite):  # the step was refused (fnn.step): the state is the one before it
+                i = int(np.argmin(finite))
+                what = (f"the loss became {losses[i]}" if not np.isfinite(losses[i])
+                        else f"a gradient became non-finite (loss {losses[i]:.6g})")
+                raise FloatingPointError(f"fit_lm: {what} at step {done + i + 1} (epoch {epoch + 1}); "
+                                         f"lower the learning rate")
             done += stop - start
-            if not np.all(np.isfinite(losses)):
-                raise FloatingPointError(f"fit_lm: the loss became {losses[~np.isfinite(losses)][0]}"
-                                         f" in epoch {epoch + 1}; lower the learning rate")
             epoch_losses.append(losses)
             history["ppl"].append(float(np.exp(losses.mean())))
             history["ppl_step"].append(done)
@@ -192,8 +158,7 @@ def generate(model: Model, params, start_id: int, key: Array, *, sample_size: in
     rest renormalised, which is the distribution of the book's redraw-until-allowed loop (the book
     also advances the LSTM state on each redraw; here the state advances once per word).
     """
-    if sample_size < 1:
-        raise ValueError(f"generate: sample_size is {sample_size!r}, expected >= 1")
+    sample_size = check_positive_int("generate", "sample_size", sample_size)
     state = initial_state(model, params, 1) if state is None else state
     scores_shape = jax.eval_shape(lambda p: model.apply(p, state, jnp.zeros((1, 1), jnp.int32))[0],
                                   params)

@@ -16,7 +16,7 @@ it trains M seeds of one model and returns `fit`'s history with an axis M in fro
 * ``keys`` (M,): one `jax.random` key per model, M models. Model m does exactly what
   ``fnn.train.fit(..., key=keys[m])`` does: its init key and run key come from splitting its key,
   epoch e (1, 2, ...) shuffles and draws dropout masks from ``fold_in(run_key, e)``, and each epoch
-  is `fnn.train.make_epoch` (the same step, the same NaN guard). Models do not share batches.
+  is `fnn.step.make_epoch` (the same step, the same NaN guard). Models do not share batches.
 * ``hparams``: a pytree whose leaves have a leading axis M (or None). `model` and `optimizer` are
   either fixed (a `Model`, an optax ``GradientTransformation``) or functions ``hp -> Model`` /
   ``hp -> GradientTransformation`` of one model's slice of `hparams`, called under `vmap` with
@@ -47,8 +47,9 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
+from fnn._checks import check_data, check_positive_int
 from fnn.models._model import Model
-from fnn.train import check_data, init_train_state, make_epoch, make_evaluate
+from fnn.step import init_train_state, make_epoch, make_evaluate
 
 Builder = Callable[[Any], Any]
 
@@ -120,11 +121,11 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
     mode; with `fit`'s form of `data` the default `eval_data` is ``{"train": ..., "test": ...}``.
     `hparams` may be None (every model the same but for its key: M seeds).
 
-    Returns ``(train_states, history)``: the `fnn.train.TrainState` of every model stacked on a
+    Returns ``(train_states, history)``: the `fnn.step.TrainState` of every model stacked on a
     leading axis M, and a dict whose arrays all have a leading axis M (`index` takes model m's):
 
     * ``step_loss`` (M, E*S) every step's mini-batch loss; ``finite`` (M, E) whether every step of
-      that epoch was finite (a refused step leaves the model as it was, `fnn.train.make_step`);
+      that epoch was finite (a refused step leaves the model as it was, `fnn.step.make_step`);
     * ``epoch``, ``step`` (M, E) as in `fit` (1, 2, ... and the steps done after each epoch);
     * ``<name>_loss``, ``<name>_acc`` (M, E) per eval set, except that with `fit`'s form of `data`
       ``train_loss`` is what `fit` reports: the epoch's mean mini-batch loss (the "train" set is
@@ -149,9 +150,8 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
     M = _num_models(keys, hparams)
     if hparams is None:
         hparams = jnp.zeros((M,))
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"fit_many: {name} is {v!r}, expected a positive integer")
+    epochs = check_positive_int("fit_many", "epochs", epochs)
+    batch_size = check_positive_int("fit_many", "batch_size", batch_size)
     if batch_size > x.shape[0]:
         raise ValueError(f"fit_many: batch_size is {batch_size}, larger than the training set "
                          f"({x.shape[0]} samples)")

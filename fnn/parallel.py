@@ -28,8 +28,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+# The name of the mesh axis that the mini-batch is split over.
 AXIS = "batch"
-"""The name of the mesh axis that the mini-batch is split over."""
 
 
 def batch_mesh(devices, fn: str = "fit") -> Mesh | None:

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from fnn._checks import check_floating
+from fnn._checks import check_floating, check_positive_int
 
 
 class Perceptron(NamedTuple):
@@ -81,8 +81,8 @@ def XOR(x1, x2) -> Array:
 
 
 GATES = {"AND": AND, "NAND": NAND, "OR": OR, "XOR": XOR}
+# The four inputs in the book's order: (0, 0), (1, 0), (0, 1), (1, 1) (DLFS1 §2.1).
 INPUTS = jnp.array([[0, 0], [1, 0], [0, 1], [1, 1]], jnp.int32)
-"""The four inputs in the book's order: (0, 0), (1, 0), (0, 1), (1, 1) (DLFS1 §2.1)."""
 
 
 def truth_table(name: str) -> Array:
@@ -115,8 +115,7 @@ def perceptron_learn(x: Array, t: Array, *, lr: float = 0.1, epochs: int = 20,
     if t.shape != x.shape[:1]:
         raise ValueError(f"perceptron_learn: t has shape {tuple(t.shape)}, expected ({x.shape[0]},) "
                          f"to match x {tuple(x.shape)}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"perceptron_learn: epochs is {epochs!r}, expected a positive integer")
+    epochs = check_positive_int("perceptron_learn", "epochs", epochs)
     if init is None:
         init = Perceptron(jnp.zeros(x.shape[1], x.dtype), jnp.zeros((), x.dtype))
     elif init.w.shape != (x.shape[1],) or jnp.shape(init.b) != ():

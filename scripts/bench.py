@@ -14,11 +14,11 @@ of the right shapes:
 
 by these implementations ("impls"), all in this one process:
 
-    fnn_manual, fnn_autodiff     `fnn.train.make_step` (the book's backprop / ``jax.grad``), one
+    fnn_manual, fnn_autodiff     `fnn.step.make_step` (the book's backprop / ``jax.grad``), one
                                  ``jax.jit`` call a step, the train state donated. The conv nets
                                  run their default kernels (``conv="auto"``) on both paths.
-    fnn_manual_scan, ..._scan    K steps a call: `fnn.train.make_epoch` (shuffle + ``lax.scan``
-                                 over K mini-batches; the LMs: `fnn.lm.make_lm_steps`), what
+    fnn_manual_scan, ..._scan    K steps a call: `fnn.step.make_epoch` (shuffle + ``lax.scan``
+                                 over K mini-batches; the LMs: `fnn.step.make_steps`), what
                                  `fnn.train.fit` runs. K = `SCAN_STEPS`.
     fnn_manual_dp, ..._dp        the same epoch data-parallel over every device of the process
                                  (`fnn.parallel`, what ``fit(devices=n)`` runs): each mini-batch
@@ -285,7 +285,7 @@ def fnn_model(model: str, cfg: dict, grad: str):
 
 
 def fnn_train_state(model: str, cfg: dict, m, optimizer, key):
-    from fnn.train import init_train_state
+    from fnn.step import init_train_state
     ts = init_train_state(m, optimizer, key)
     if model in ("lstm_lm", "gru_lm"):  # the stateful LM's reset state (zeros), as fnn.lm.fit does
         ts = ts._replace(state=_import("fnn.lm").initial_state(m, ts.params, cfg["batch"], cfg["T"]))
@@ -297,7 +297,7 @@ def build_fnn(model: str, cfg: dict, impl: str, x, t) -> JaxRunner:
     import jax.numpy as jnp
 
     import fnn.optim
-    from fnn.train import make_epoch, make_step
+    from fnn.step import make_epoch, make_step
 
     grad = "manual" if impl.startswith("fnn_manual") else "autodiff"
     m = fnn_model(model, cfg, grad)
@@ -316,7 +316,12 @@ def build_fnn(model: str, cfg: dict, impl: str, x, t) -> JaxRunner:
         return JaxRunner(jax.jit(one, donate_argnums=0), ts, (jnp.asarray(x), jnp.asarray(t), key))
     K = SCAN_STEPS
     if model in ("lstm_lm", "gru_lm"):
-        run = _import("fnn.lm").make_lm_steps(m, optimizer, grad=grad)
+        steps = _import("fnn.step").make_steps(m, optimizer, grad=grad)
+
+        def run(ts, *args):
+            ts, metrics = steps(ts, *args)
+            return ts, metrics["loss"]
+
         args = (jnp.tile(jnp.asarray(x), (K, 1, 1)), jnp.tile(jnp.asarray(t), (K, 1, 1)), key)
         return JaxRunner(run, ts, args, steps_per_call=K)
     epoch = make_epoch(m, optimizer, batch_size=cfg["batch"], grad=grad, num_batches=K)

@@ -1,4 +1,4 @@
-"""Shared test set-up: float64 everywhere, rank promotion is an error (STYLE.md habit 7)."""
+"""Shared test set-up: float64 everywhere, rank promotion is an error (docs/DESIGN.md, "Tests")."""
 
 import os
 from pathlib import Path

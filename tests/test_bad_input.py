@@ -20,11 +20,21 @@ import pytest
 
 from fnn import checkpoint, cli, init, train
 from fnn import functions as F
-from fnn.data import DataNotFoundError, IdxFormatError, load, load_digits, load_mnist, one_hot, read_idx
-from fnn.data.weights import UnsafePickleError, book_file, safe_load
+from fnn.data import (
+    DataFormatError,
+    DataNotFoundError,
+    IdxFormatError,
+    load,
+    load_digits,
+    load_mnist,
+    one_hot,
+    read_idx,
+)
+from fnn.data.weights import WeightsFormatError, book_file, load_book_weights, safe_load
 from fnn.layers import core as L
 from fnn.layers.dropout import dropout
 from fnn.models import mlp
+from fnn.step import init_train_state
 
 from .test_train import _blobs
 
@@ -59,6 +69,31 @@ def _params(**change):
 
 def _no_mnist(tmp):  # the test sets FNN_DATA_DIR and XDG_CACHE_HOME to empty folders
     return load_mnist(data_dir=tmp / "missing", download=False)
+
+
+def _file(path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _forged_object_array(tmp):  # _reconstruct(ndarray, (0,), b'b') + BUILD (1, (1,), dtype('O8'), False, 8 bytes)
+    dtype = (b"cnumpy\ndtype\nX\x02\x00\x00\x00O8\x89\x88\x87R"
+             b"(K\x03X\x01\x00\x00\x00|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb")
+    data = (b"\x80\x03cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01K\x01\x85"
+            + dtype + b"\x89C\x08\xef\xbe\xad\xde\x00\x00\x00\x00tb.")
+    return safe_load(_file(tmp / "Rnnlm.pkl", data))
+
+
+def _mnist_with_a_directory(tmp):
+    (tmp / "m" / "train-images-idx3-ubyte.gz").mkdir(parents=True)
+    return load_mnist(data_dir=tmp / "m", download=False)
+
+
+def _ptb(tmp, train: bytes):
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        _file(tmp / "empty" / "ptb" / name, train)
+    return importlib.import_module("fnn.data.ptb").load_ptb("train", download=False, verify=False)
 
 
 HEADER_U8 = struct.pack(">HBBI", 0, 0x08, 1, 3)  # IDX header: uint8, 1-D, 3 elements
@@ -147,11 +182,12 @@ CASES = {
                                    ["grad is 'numerical'", "'autodiff', 'manual'"]),
     "fit: a seed instead of a key": (_fit(key=0), TypeError, ["key is int", "jax.random key"]),
     "fit: train_state of another model": (
-        _fit(train_state=train.init_train_state(mlp.model(5, [9], 3, dtype=f64), OPT, jax.random.key(0))),
+        _fit(train_state=init_train_state(mlp.model(5, [9], 3, dtype=f64), OPT, jax.random.key(0))),
         ValueError, ["train_state.params W1 is float64[5, 9]", "expected float64[5, 8]"]),
-    "fit: resume without a folder": (_fit(resume=True), ValueError,
-                                     ["resume is True but checkpoint_dir is None"]),
-    "fit: checkpoint every 0 epochs": (_fit(every=0), ValueError, ["every is 0", "positive integer"]),
+    "fit: resume without a folder": (_fit(checkpoints=train.Checkpoints(None, resume=True)), TypeError,
+                                     ["checkpoints.dir is None", "expected the folder"]),
+    "fit: checkpoint every 0 epochs": (_fit(checkpoints=train.Checkpoints("ckpt", every=0)), ValueError,
+                                       ["every is 0", "positive integer"]),
     # --- checkpoints ---------------------------------------------------------------------------
     "checkpoint: keep 0": (lambda tmp: checkpoint.save(tmp, {"a": jnp.ones(1)}, epoch=1, step=1, keep=0),
                            ValueError, ["keep is 0", "positive integer"]),
@@ -180,6 +216,23 @@ CASES = {
                                     ["labels must be in 0..9", "max 10"]),
     "book weights: unknown file": (lambda _: book_file("params.pkl", download=False), ValueError,
                                    ["name is 'params.pkl'", "expected one of"]),
+    "weights: forged object-dtype array": (
+        _forged_object_array, WeightsFormatError,
+        ["Rnnlm.pkl", "numpy.dtype('O8', False, True) is not a plain number type", "bool, int"]),
+    "weights: a changed book file": (
+        lambda tmp: _file(tmp / "empty" / "book" / "Rnnlm.pkl", pickle.dumps([np.ones(2)]))
+        and load_book_weights("Rnnlm.pkl", download=False), WeightsFormatError,
+        ["book/Rnnlm.pkl has sha256", "expected sha256 d872e609", "verify=False"]),
+    "weights: truncated pickle": (lambda tmp: safe_load(_file(tmp / "w.pkl", pickle.dumps([np.ones(2)])[:-9])),
+                                  WeightsFormatError, ["w.pkl: not a complete pickle", "truncated"]),
+    "idx: gzip bomb": (lambda tmp: _idx(tmp, gzip.compress(HEADER_U8 + bytes(8 << 20)), "bomb-idx1-ubyte.gz"),
+                       IdxFormatError, ["bomb-idx1-ubyte.gz", "payload has at least", "expected 3 (3 uint8)"]),
+    "mnist: a directory in place of a file": (_mnist_with_a_directory, DataFormatError,
+                                              ["train-images-idx3-ubyte.gz is a directory", "regular file"]),
+    "ptb: Latin-1 text": (lambda tmp: _ptb(tmp, b" caf\xe9 \n"), DataFormatError,
+                          ["ptb.train.txt", "byte 0xe9 at offset 4 is not UTF-8", "expected UTF-8 text"]),
+    "ptb: empty corpus": (lambda tmp: _ptb(tmp, b""), DataFormatError,
+                          ["ptb.train.txt", "0 words", "at least 2 words"]),
 }
 
 
@@ -350,7 +403,7 @@ def test_safe_load_refuses_a_pickle_that_would_run_code(tmp_path):
     payload = pickle.dumps({"W1": np.ones(2), "evil": _Exploit(marker)})
     (tmp_path / "evil.pkl").write_bytes(payload)
     for source in (payload, tmp_path / "evil.pkl"):
-        with pytest.raises(UnsafePickleError, match=r"asks for (posix|os|nt)\.system; only numpy arrays"):
+        with pytest.raises(WeightsFormatError, match=r"asks for '(posix|os|nt)\.system'; only numpy arrays"):
             safe_load(source)
     assert not marker.exists(), "the pickle's code ran"
 

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import ch3_activations, ch4_numerical_diff, ch4_simple_net, ch5_buy_apple
-from experiments.ch3_neuralnet_mnist import BOOK_ACCURACY, accuracy
 from fnn import perceptron as P
 from fnn.gradient import gradient_descent, numerical_diff, numerical_gradient
+from fnn_experiments import ch3_activations, ch4_numerical_diff, ch4_simple_net, ch5_buy_apple
+from fnn_experiments.ch3_neuralnet_mnist import BOOK_ACCURACY, accuracy
 
 
 def test_xor_hidden_layer_is_the_books_table():

@@ -3,10 +3,10 @@
 import jax
 import numpy as np
 
-from experiments import ch6_optimizer_compare_naive as naive
-from experiments import ch6_weight_init_activation_histogram as hist
-from experiments.ch6_optimizer_compare_mnist import smooth
 from fnn import optim
+from fnn_experiments import ch6_optimizer_compare_naive as naive
+from fnn_experiments import ch6_weight_init_activation_histogram as hist
+from fnn_experiments._common import smooth
 
 
 def _book_paths(steps):

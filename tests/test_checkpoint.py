@@ -16,8 +16,10 @@ import optax
 import pytest
 
 from fnn import checkpoint, train
-from fnn._fit_support import Run
 from fnn.models import mlp
+from fnn.step import init_train_state
+from fnn.train import Checkpoints
+from fnn.train import _Run as Run
 
 from .test_train import _blobs
 
@@ -34,7 +36,7 @@ def _bits_equal(a, b) -> bool:
 
 
 def test_save_load_restore_round_trip_keeps_every_bit_and_type(tmp_path):
-    ts = train.init_train_state(MODEL, OPT, jax.random.key(1))
+    ts = init_train_state(MODEL, OPT, jax.random.key(1))
     key = jax.random.key(42)
     path = checkpoint.save(tmp_path, ts, epoch=3, step=27, key=key, history={"epoch": [1, 2, 3]},
                            config={"batch_size": 10})
@@ -89,9 +91,9 @@ def test_a_damaged_newest_checkpoint_warns_and_falls_back(tmp_path, damage):
 
 
 def test_restore_names_the_mismatched_leaf(tmp_path):
-    ts = train.init_train_state(MODEL, OPT, jax.random.key(0))
+    ts = init_train_state(MODEL, OPT, jax.random.key(0))
     ck = checkpoint.load(checkpoint.save(tmp_path, ts, epoch=1, step=1))
-    other = train.init_train_state(mlp.model(5, [9], 3, dtype=jnp.float64), OPT, jax.random.key(0))
+    other = init_train_state(mlp.model(5, [9], 3, dtype=jnp.float64), OPT, jax.random.key(0))
     match = r"params/W1 is float64\[5, 8\], expected float64\[5, 9\]"
     with pytest.raises(checkpoint.CheckpointError, match=match):
         checkpoint.restore(ck, other)
@@ -100,24 +102,24 @@ def test_restore_names_the_mismatched_leaf(tmp_path):
 def test_fit_resumes_bit_for_bit_in_process(tmp_path):
     data = _blobs()
     ref, h_ref = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, **KW)
-    train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=2, checkpoint_dir=tmp_path, **KW)
-    ts, h = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, checkpoint_dir=tmp_path,
-                      resume=True, **KW)
+    train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=2, checkpoints=tmp_path, **KW)
+    ts, h = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4,
+                      checkpoints=Checkpoints(tmp_path, resume=True), **KW)
     assert _bits_equal(ts, ref)
     for k in ("epoch", "step", "step_loss", "train_loss", "test_acc", "test_loss"):
         assert h[k] == h_ref[k], k
     # resuming a finished run returns its state without training
-    again, h2 = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, checkpoint_dir=tmp_path,
-                          resume=True, **KW)
+    again, h2 = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4,
+                          checkpoints=Checkpoints(tmp_path, resume=True), **KW)
     assert _bits_equal(again, ref) and h2["step_loss"] == h_ref["step_loss"]
 
 
 def test_fit_resume_refuses_other_settings(tmp_path):
     data = _blobs()
-    train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=1, checkpoint_dir=tmp_path, **KW)
+    train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=1, checkpoints=tmp_path, **KW)
     with pytest.raises(checkpoint.CheckpointError, match="batch_size is 15, but the run in .* used 10"):
-        train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=2, checkpoint_dir=tmp_path,
-                  resume=True, batch_size=15, progress=False)
+        train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=2,
+                  checkpoints=Checkpoints(tmp_path, resume=True), batch_size=15, progress=False)
 
 
 def test_ctrl_c_writes_a_checkpoint_then_reraises(tmp_path, monkeypatch):
@@ -132,11 +134,11 @@ def test_ctrl_c_writes_a_checkpoint_then_reraises(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Run, "record", record)
     with pytest.warns(UserWarning, match="interrupted after epoch 2"), pytest.raises(KeyboardInterrupt):
-        train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, checkpoint_dir=tmp_path, every=5, **KW)
+        train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, checkpoints=Checkpoints(tmp_path, every=5), **KW)
     assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["ckpt-000002.json"]
     monkeypatch.setattr(Run, "record", real)
-    ts, _ = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, checkpoint_dir=tmp_path,
-                      resume=True, **KW)
+    ts, _ = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4,
+                      checkpoints=Checkpoints(tmp_path, resume=True), **KW)
     ref, _ = train.fit(MODEL, OPT, data, key=jax.random.key(3), epochs=4, **KW)
     assert _bits_equal(ts, ref)
 
@@ -163,8 +165,8 @@ CHILD = textwrap.dedent('''
     data = (x[:200], t[:200]), (x[200:], t[200:])
     model = mlp.model(16, [32], 4, dtype=jnp.float64)
     ts, history = train.fit(model, optax.adam(3e-3), data, key=jax.random.key(11), epochs=epochs,
-                            batch_size=20, eval_batch_size=100, progress=False, checkpoint_dir=ckpt_dir,
-                            resume=ckpt_dir is not None)
+                            batch_size=20, eval_batch_size=100, progress=False,
+                            checkpoints=ckpt_dir and train.Checkpoints(ckpt_dir, resume=True))
     leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(ts)]
     np.savez(out, *leaves, step_loss=np.asarray(history["step_loss"]))
 ''')

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-import experiments
+import fnn_experiments
 from fnn import cli
 
 EXPERIMENTS = cli.experiments()
 
 
 def _is_slow(name: str) -> bool:
-    source = (Path(experiments.__path__[0]) / f"{name}.py").read_text(encoding="utf-8")
+    source = (Path(fnn_experiments.__path__[0]) / f"{name}.py").read_text(encoding="utf-8")
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "SLOW" for t in node.targets):
             return bool(ast.literal_eval(node.value))

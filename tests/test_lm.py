@@ -1,4 +1,4 @@
-"""fnn.lm: truncated-BPTT training reuses fnn.train.make_step; an LM learns the generated language
+"""fnn.lm: truncated-BPTT training reuses fnn.step.make_step; an LM learns the generated language
 to within 10 % of its exact perplexity; DLFS2's lr / 4 rule; generation."""
 
 import jax
@@ -7,17 +7,17 @@ import numpy as np
 import optax
 import pytest
 
-from fnn import lm
+from fnn import lm, optim
 from fnn.data.corpus import generated_corpus, sample, true_perplexity
 from fnn.models import rnnlm
-from fnn.train import TrainState, make_step
+from fnn.step import TrainState, make_step, make_steps
 
 
 def test_lm_steps_equal_make_step_one_by_one():
-    """make_lm_steps is make_step scanned with the carry flowing on: same params, state, losses."""
+    """make_steps is make_step scanned with the carry flowing on: same params, state, losses."""
     corpus, *_ = generated_corpus(500, vocab_size=6)
     model = rnnlm.rnnlm(6, 4, 5, dtype=jnp.float64)
-    opt = lm.sgd(0.5, max_grad=0.25)
+    opt = optim.sgd(0.5, max_grad=0.25)
     params, _ = model.init(jax.random.key(0))
     ts0 = TrainState(params, lm.initial_state(model, params, 3), opt.init(params))
     from fnn.data.corpus import bptt_batches
@@ -28,9 +28,9 @@ def test_lm_steps_equal_make_step_one_by_one():
     for k in range(4):
         ts, m = step(ts, (xs[k], ys[k]), keys[k])
         losses.append(m["loss"])
-    ts_scan, losses_scan = lm.make_lm_steps(model, opt, grad="manual")(
+    ts_scan, metrics = make_steps(model, opt, grad="manual")(
         jax.tree_util.tree_map(jnp.copy, ts0), jnp.asarray(xs), jnp.asarray(ys), jax.random.key(1))
-    np.testing.assert_allclose(losses_scan, losses, rtol=1e-12)
+    np.testing.assert_allclose(metrics["loss"], losses, rtol=1e-12)
     for a, b in zip(jax.tree_util.tree_leaves(ts_scan), jax.tree_util.tree_leaves(ts), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
@@ -45,11 +45,11 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
 
 
 def test_set_learning_rate_and_lr_decay_rule():
-    opt = lm.sgd(20.0, max_grad=0.25)
-    state = lm.set_learning_rate(opt.init({"w": jnp.ones(2)}), 5.0)
+    opt = optax.inject_hyperparams(optim.sgd)(learning_rate=20.0, max_grad=0.25)
+    state = optim.set_learning_rate(opt.init({"w": jnp.ones(2)}), 5.0)
     assert float(state.hyperparams["learning_rate"]) == 5.0
     with pytest.raises(ValueError, match="no hyperparams"):
-        lm.set_learning_rate(optax.sgd(1.0).init({"w": jnp.ones(2)}), 1.0)
+        optim.set_learning_rate(optax.sgd(1.0).init({"w": jnp.ones(2)}), 1.0)
 
 
 def test_fit_lm_divides_lr_by_4_when_validation_worsens():
@@ -57,9 +57,9 @@ def test_fit_lm_divides_lr_by_4_when_validation_worsens():
     val, *_ = generated_corpus(400, vocab_size=6, seed=9)
     model = rnnlm.rnnlm(6, 4, 4)
     # a learning rate so large that validation perplexity cannot keep improving
-    _, hist = lm.fit_lm(model, lm.sgd(200.0, max_grad=50.0), corpus, key=jax.random.key(0),
-                        epochs=3, batch_size=5, time_size=10, eval_interval=1000,
-                        val_corpus=val, lr_decay=4.0, progress=False)
+    opt = optax.inject_hyperparams(optim.sgd)(learning_rate=200.0, max_grad=50.0)
+    _, hist = lm.fit_lm(model, opt, corpus, key=jax.random.key(0), epochs=3, batch_size=5, time_size=10,
+                        eval_interval=1000, val_corpus=val, lr_decay=4.0, progress=False)
     lrs, vals = hist["lr"], hist["val_ppl"]
     assert len(vals) == 3 and lrs[0] == 200.0
     for e in range(1, 3):  # the book's rule, checked on what happened

@@ -25,6 +25,7 @@ CHILD = textwrap.dedent('''
     import optax
     from jax.sharding import PartitionSpec
     from fnn import train
+    from fnn.step import init_train_state
     from fnn.models import cnn, mlp
 
     out, ckpt_dir = sys.argv[1], sys.argv[2]
@@ -64,7 +65,7 @@ CHILD = textwrap.dedent('''
             "cnn": (CNN, "autodiff", optax.adam(1e-2), blobs((1, 8, 8)), jax.devices())}
     KW = dict(key=jax.random.key(1), epochs=2, batch_size=16, progress=False, eval_batch_size=64)
     for name, (model, grad, opt, data, devices) in runs.items():
-        init = train.init_train_state(model, opt, jax.random.split(jax.random.key(1))[0])
+        init = init_train_state(model, opt, jax.random.split(jax.random.key(1))[0])
         one, h1 = train.fit(model, opt, data, grad=grad, **KW)
         four, h4 = train.fit(model, opt, data, grad=grad, devices=devices, **KW)
         states = jax.tree_util.tree_leaves(four)
@@ -81,11 +82,12 @@ CHILD = textwrap.dedent('''
     # The resumed call names another key: only a run restored from the checkpoint (its key, its
     # params) can end where the uninterrupted key-1 run ends.
     model, _, opt, data, _ = runs["mlp"]
-    kw = {**KW, "checkpoint_dir": ckpt_dir}
+    kw = {**KW, "checkpoints": ckpt_dir}
     train.fit(model, opt, data, **{**kw, "epochs": 1}, devices=4)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        resumed, _ = train.fit(model, opt, data, **{**kw, "key": jax.random.key(99)}, resume=True)
+        resumed, _ = train.fit(model, opt, data, **{**kw, "key": jax.random.key(99),
+                                                 "checkpoints": train.Checkpoints(ckpt_dir, resume=True)})
     report["resumed"] = leaves(resumed)
     report["resume_warnings"] = [str(w.message) for w in caught]
     report["resumed_devices"] = sorted(d.id for d in resumed.params["W1"].devices())

@@ -1,4 +1,4 @@
-"""fnn.train: the step is traced once, both gradient paths train identically, fit validates its input."""
+"""fnn.train: both gradient paths train identically, fit counts steps, guards NaN, validates its input."""
 
 import chex
 import jax
@@ -7,9 +7,9 @@ import numpy as np
 import optax
 import pytest
 
-import fnn.optim
 from fnn import train
 from fnn.models import mlp
+from fnn.step import GRADS
 
 
 def _blobs(seed=0, N=120, D=5, C=3):
@@ -28,58 +28,13 @@ MODEL = mlp.model(5, [8], 3, weight_init=0.3, dtype=jnp.float64)
 def test_both_gradient_paths_give_the_same_training_curve():
     data = _blobs()
     runs = {g: train.fit(MODEL, optax.sgd(0.1), data, key=jax.random.key(0), epochs=5, batch_size=10,
-                         grad=g, progress=False) for g in train.GRADS}
+                         grad=g, progress=False) for g in GRADS}
     (ts_a, h_a), (ts_m, h_m) = runs["autodiff"], runs["manual"]
     np.testing.assert_allclose(h_a["step_loss"], h_m["step_loss"], rtol=1e-10)
     assert h_a["test_acc"] == h_m["test_acc"]
     chex.assert_trees_all_close(ts_a.params, ts_m.params, rtol=1e-10)
     assert h_a["step_loss"][-1] < 0.5 * h_a["step_loss"][0]  # it learned
     assert h_a["test_acc"][-1] > 0.9
-
-
-def test_step_is_traced_once():
-    (x, t), _ = _blobs()
-    step = train.make_step(MODEL, optax.sgd(0.1), grad="manual")
-    step = jax.jit(chex.assert_max_traces(step, n=1))
-    ts = train.init_train_state(MODEL, optax.sgd(0.1), jax.random.key(0))
-    for i in range(3):
-        ts, metrics = step(ts, (jnp.asarray(x[i * 10:(i + 1) * 10]), jnp.asarray(t[i * 10:(i + 1) * 10])),
-                           jax.random.key(i))
-    assert np.isfinite(metrics["loss"])
-
-
-def test_epoch_equals_python_loop_of_steps():
-    (x, t), _ = _blobs()
-    x, t = jnp.asarray(x), jnp.asarray(t)
-    opt = optax.sgd(0.1)
-    ts0 = train.init_train_state(MODEL, opt, jax.random.key(0))
-    key = jax.random.key(5)
-    epoch = train.make_epoch(MODEL, opt, batch_size=10)
-    ts_scan, metrics = epoch(jax.tree_util.tree_map(jnp.copy, ts0), x, t, key)
-
-    step = train.make_step(MODEL, opt)
-    perm_key, step_key = jax.random.split(key)
-    order = jax.random.permutation(perm_key, x.shape[0])
-    keys = jax.random.split(step_key, x.shape[0] // 10)
-    ts, losses = ts0, []
-    for i in range(x.shape[0] // 10):
-        idx = order[i * 10:(i + 1) * 10]
-        ts, m = step(ts, (x[idx], t[idx]), keys[i])
-        losses.append(m["loss"])
-    np.testing.assert_allclose(metrics["loss"], losses, rtol=1e-12)
-    chex.assert_trees_all_close(ts_scan.params, ts.params, rtol=1e-12)
-
-
-def test_evaluate_pads_the_last_batch():
-    (x, t), _ = _blobs()
-    ts = train.init_train_state(MODEL, optax.sgd(0.1), jax.random.key(0))
-    scores = np.asarray(mlp.apply(ts.params, jnp.asarray(x)))
-    want_acc = float(np.mean(np.argmax(scores, -1) == t))
-    want_loss = float(-jnp.mean(jax.nn.log_softmax(scores)[jnp.arange(len(t)), t]))
-    for bs in (7, 90, 1000):
-        got = train.make_evaluate(MODEL, batch_size=bs)(ts.params, ts.state, jnp.asarray(x), jnp.asarray(t))
-        np.testing.assert_allclose(got["accuracy"], want_acc, rtol=1e-12)
-        np.testing.assert_allclose(got["loss"], want_loss, rtol=1e-12)
 
 
 def test_fit_counts_steps_like_the_book():
@@ -147,35 +102,8 @@ def _poisoned(data, value, row=7):
     return (x, t), test
 
 
-def test_step_refuses_a_non_finite_update_and_flags_the_leaves():
-    (x, t), _ = _blobs()
-    step = jax.jit(train.make_step(MODEL, OPT))
-    ts = train.init_train_state(MODEL, OPT, jax.random.key(0))
-    bad_x = jnp.asarray(x[:10]).at[3, 0].set(jnp.nan)
-    new, m = step(ts, (bad_x, jnp.asarray(t[:10])), jax.random.key(1))
-    assert not bool(m["finite"]) and np.isnan(m["loss"])
-    assert m["finite_grads"].tolist() == [False, False, False, False]  # W1, W2, b1, b2
-    chex.assert_trees_all_equal(new, ts)
-    new, m = step(ts, (jnp.asarray(x[:10]), jnp.asarray(t[:10])), jax.random.key(1))
-    assert bool(m["finite"]) and m["finite_grads"].all()
-
-
-@pytest.mark.parametrize("grad", train.GRADS)
-def test_step_refuses_non_finite_new_params_from_a_nan_learning_rate(grad):
-    """Loss and gradients finite, the new parameters NaN: the step is refused like a NaN gradient."""
-    (x, t), _ = _blobs()
-    opt = optax.chain(fnn.optim.adam(0.01), optax.scale_by_schedule(lambda count: jnp.where(count == 1, jnp.nan, 1.0)))
-    step = jax.jit(train.make_step(MODEL, opt, grad=grad))
-    ts = train.init_train_state(MODEL, opt, jax.random.key(0))
-    batch = (jnp.asarray(x[:10]), jnp.asarray(t[:10]))
-    ts1, m = step(ts, batch, jax.random.key(1))  # count 0: a finite step, applied
-    assert bool(m["finite"]) and not bool(jnp.all(ts1.params["W1"] == ts.params["W1"]))
-    ts2, m = step(ts1, batch, jax.random.key(1))  # count 1: learning rate NaN
-    assert not bool(m["finite"]) and np.isfinite(m["loss"]) and m["finite_grads"].all()
-    chex.assert_trees_all_equal(ts2, ts1)  # params, model state and the optimizer's moments and counts
-
-
 def test_fit_names_a_non_finite_update():
+    """Loss and gradients finite, the update NaN (learning rate NaN): refused, and said so."""
     with pytest.raises(FloatingPointError, match=r"the updated parameters became non-finite \(loss [\d.]+\) "
                        r"at step 1 \(epoch 1\)") as info:
         train.fit(MODEL, optax.sgd(jnp.nan), _blobs(), key=jax.random.key(0), epochs=1, batch_size=10,
@@ -209,12 +137,12 @@ def _inf_in_W2_model():
 
 def test_fit_names_the_leaf_and_the_last_good_checkpoint(tmp_path):
     model, data = _inf_in_W2_model(), _blobs()
-    kw = {"key": jax.random.key(0), "batch_size": 10, "progress": False, "grad": "manual",
-          "checkpoint_dir": tmp_path}
-    train.fit(model, OPT, data, epochs=1, **kw)
+    kw = {"key": jax.random.key(0), "batch_size": 10, "progress": False, "grad": "manual"}
+    train.fit(model, OPT, data, epochs=1, checkpoints=tmp_path, **kw)
     with pytest.raises(FloatingPointError, match=r"the gradient of W2 became non-finite \(loss [\d.]+\) "
                        r"at step (1[0-8]) \(epoch 2\)\. .*Last good checkpoint: .*ckpt-000001\.json"):
-        train.fit(model, OPT, _poisoned(data, 1e3), epochs=2, resume=True, **kw)
+        train.fit(model, OPT, _poisoned(data, 1e3), epochs=2,
+                  checkpoints=train.Checkpoints(tmp_path, resume=True), **kw)
 
 
 def test_a_learning_rate_far_too_high_never_writes_nan_into_the_params():
@@ -233,9 +161,9 @@ def test_epoch_keys_depend_on_seed_and_epoch_only():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"every": 0}, ValueError, "every is 0, expected a positive integer"),
-    ({"keep": -1}, ValueError, "keep is -1, expected a positive integer"),
-    ({"resume": True}, ValueError, "resume is True but checkpoint_dir is None"),
+    ({"checkpoints": train.Checkpoints("ckpt", every=0)}, ValueError, "every is 0, expected a positive integer"),
+    ({"checkpoints": train.Checkpoints("ckpt", keep=-1)}, ValueError, "keep is -1, expected a positive integer"),
+    ({"checkpoints": train.Checkpoints(None, resume=True)}, TypeError, "checkpoints.dir is None, expected the folder"),
     ({"key": 0}, TypeError, "key is int.*expected a jax.random key"),
 ])
 def test_fit_rejects_bad_checkpoint_arguments(kwargs, error, match):

@@ -12,6 +12,10 @@ name               source                                   train / test
 ``mnist``          LeCun's MNIST (IDX files)                60000 / 10000
 ``fashion-mnist``  Zalando's Fashion-MNIST (IDX files)      60000 / 10000
 =================  =======================================  =================
+
+Text: `load_ptb` (DLFS2's Penn Treebank) and `generated_corpus`; `load_sequence` (DLFS2's
+``addition.txt`` and ``date.txt``: character ids, the book's shuffle and 45,000 / 5,000 split) with
+`addition_problems` and `date_problems`, which write files of the same formats.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import numpy as np
 
 from fnn.data.corpus import bptt_batches, eval_batches, generated_corpus, markov_language
 from fnn.data.digits import load_digits
-from fnn.data.download import ChecksumError, DataNotFoundError, DownloadError, download
+from fnn.data.download import ChecksumError, DataFormatError, DataNotFoundError, DownloadError, download
 from fnn.data.idx import IdxFormatError, read_idx, write_idx
 from fnn.data.mnist import load_mnist, one_hot
 from fnn.data.ptb import load_ptb
-from fnn.data.weights import load_book_weights, safe_load
+from fnn.data.sequence import SequenceFormatError, addition_problems, date_problems, load_sequence
+from fnn.data.weights import WeightsChecksumError, WeightsFormatError, load_book_weights, safe_load
 
 __all__ = [
     "ChecksumError",
@@ -35,12 +40,19 @@ __all__ = [
     "generated_corpus",
     "load_book_weights",
     "load_ptb",
+    "load_sequence",
+    "addition_problems",
+    "date_problems",
+    "SequenceFormatError",
     "markov_language",
     "safe_load",
     "DATASETS",
+    "DataFormatError",
     "DataNotFoundError",
     "DownloadError",
     "IdxFormatError",
+    "WeightsChecksumError",
+    "WeightsFormatError",
     "download",
     "load",
     "load_digits",

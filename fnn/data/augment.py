@@ -11,9 +11,8 @@ for an output pixel p = (row, col), the image centre c, a rotation by theta in
 H x W), and a shift d of whole pixels in [-max_shift, max_shift]. Pixels are read bilinearly
 (`jax.scipy.ndimage.map_coordinates`, order 1); outside the image they are 0, MNIST's background.
 
-`augmented(model, ...)` wraps a `Model` so that its training loss and gradients see augmented
-batches while `apply` (evaluation) sees the images as they are: `fnn.train.fit` then trains with
-augmentation without a loop of its own.
+`fnn.models.augment.augmented(model, ...)` wraps a `Model` so that its training loss and gradients
+see these augmented batches while evaluation sees the images as they are.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from jax import Array
 from jax.scipy.ndimage import map_coordinates
 
 from fnn._checks import check_floating, check_ndim
-from fnn.models._model import Model
 
 
 def warp(x: Array, A: Array, b: Array) -> Array:
@@ -82,25 +80,3 @@ def augment(key: Array, x: Array, *, max_shift: int = 2, max_degrees: float = 10
     A = s[:, None, None] * R
     b = half[None, :] - jnp.einsum("nij,j->ni", A, half) + o - d  # c - A c + o - d
     return warp(x, A, b).astype(x.dtype)
-
-
-def augmented(model: Model, **augment_kwargs) -> Model:
-    """`model` trained on augmented batches: `loss` and `manual_grad` transform x with `augment`
-    (keyword arguments as there) using part of their `key`; `apply` is unchanged."""
-    augment(jax.random.key(0), jnp.zeros((1, 1, 4, 4)), **augment_kwargs)  # bad settings fail now
-
-    def split(key, fn):
-        if key is None:
-            raise ValueError(f"augmented {model.name}.{fn}: key is None, expected a jax.random "
-                             f"key (augmentation is random)")
-        return jax.random.split(key)
-
-    def loss_(params, state, x, t, *, key=None):
-        k_aug, k = split(key, "loss")
-        return model.loss(params, state, augment(k_aug, x, **augment_kwargs), t, key=k)
-
-    def manual_grad_(params, state, x, t, *, key=None):
-        k_aug, k = split(key, "manual_grad")
-        return model.manual_grad(params, state, augment(k_aug, x, **augment_kwargs), t, key=k)
-
-    return Model(model.init, model.apply, loss_, manual_grad_, name=f"{model.name}+augment")

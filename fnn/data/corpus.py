@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fnn._checks import check_int, check_positive_int
+
 
 class MarkovLanguage(NamedTuple):
     """A stationary Markov chain of order `order` over `vocab_size` words."""
@@ -46,9 +48,8 @@ def markov_language(vocab_size: int = 10, order: int = 1, concentration: float =
     The stationary distribution over the V**k contexts is the fixed point of the context chain
     (s = (w1..wk) -> (w2..wk, w)), found by power iteration to float64 precision.
     """
-    for name, v, lo in (("vocab_size", vocab_size, 2), ("order", order, 1)):
-        if not isinstance(v, int) or v < lo:
-            raise ValueError(f"markov_language: {name} is {v!r}, expected an integer >= {lo}")
+    vocab_size = check_int("markov_language", "vocab_size", vocab_size, 2)
+    order = check_int("markov_language", "order", order, 1)
     if not concentration > 0:
         raise ValueError(f"markov_language: concentration is {concentration!r}, expected > 0")
     V, S = vocab_size, vocab_size ** order
@@ -73,9 +74,8 @@ def markov_language(vocab_size: int = 10, order: int = 1, concentration: float =
 
 def sample(lang: MarkovLanguage, length: int, seed: int = 0) -> np.ndarray:
     """`length` words (int32) of the language, starting from its stationary distribution."""
-    if not isinstance(length, int) or length < lang.order + 1:
-        raise ValueError(f"sample: length is {length!r}, expected an integer > order "
-                         f"({lang.order})")
+    length = check_int("sample", "length", length, lang.order + 1,
+                       expected=f"an integer > order ({lang.order})")
     rng = np.random.default_rng(seed)
     V, k = lang.vocab_size, lang.order
     s = int(rng.choice(len(lang.stationary), p=lang.stationary))
@@ -125,9 +125,8 @@ def bptt_batches(corpus, batch_size: int, time_size: int, *, time_idx: int = 0,
     if corpus.ndim != 1 or not np.issubdtype(corpus.dtype, np.integer):
         raise ValueError(f"bptt_batches: corpus has shape {corpus.shape} and dtype {corpus.dtype}, "
                          f"expected a 1-d array of integer word ids")
-    for name, v in (("batch_size", batch_size), ("time_size", time_size)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"bptt_batches: {name} is {v!r}, expected a positive integer")
+    batch_size = check_positive_int("bptt_batches", "batch_size", batch_size)
+    time_size = check_positive_int("bptt_batches", "time_size", time_size)
     L = len(corpus) - 1
     nb = L // (batch_size * time_size) if num_batches is None else num_batches
     if nb < 1:

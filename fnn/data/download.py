@@ -1,17 +1,25 @@
-"""Checksum-verified, atomic file downloads, and the errors of the data package.
+"""Checksum-verified, atomic file downloads, files checked on disk, and the errors of the data package.
 
 `download` streams a URL into a temporary file beside the destination, hashes it on the way,
 checks the hash, fsyncs and only then renames it into place (`os.replace` is atomic), so a
 destination file is either absent or complete and verified: an interrupted or corrupted
 download never leaves a half-written data file behind for the next run to trip over.
+
+Files found on disk are checked too: `verify_file` compares a file with its published hashes
+wherever it was found (a changed copy is refused, with the keyword that loads a user's own file on
+purpose), and `open_regular` refuses a directory, a FIFO, a symlink loop or a device before anything
+reads from it (a FIFO would block forever). A verified file's hashes are remembered in memory by
+(path, device, inode, size, mtime), so each file is hashed once per process while it stays unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import os
+import stat
 import tempfile
 import urllib.error
 import urllib.request
@@ -20,7 +28,10 @@ from typing import BinaryIO
 
 from tqdm.auto import tqdm
 
-__all__ = ["ChecksumError", "DataNotFoundError", "DownloadError", "download"]
+from fnn.files import fsync_dir
+
+__all__ = ["ChecksumError", "DataFormatError", "DataNotFoundError", "DownloadError", "download", "open_regular",
+           "verify_file"]
 
 _CHUNK = 1 << 20  # bytes read per step
 
@@ -33,8 +44,15 @@ class DownloadError(OSError):
     """A download failed (network error, HTTP error, truncated transfer); names the URL."""
 
 
-class ChecksumError(DownloadError):
-    """A downloaded file's hash is not the published one; the file was deleted."""
+class DataFormatError(ValueError):
+    """A data file is unusable: not a regular file, not the published file, or not in its format.
+
+    The message names the file, what was expected and what was found."""
+
+
+class ChecksumError(DownloadError, DataFormatError):
+    """A file's hash is not the published one: a download (the file was deleted) or a file found on
+    disk (left in place; the message says how to load a file of one's own on purpose)."""
 
 
 def download(
@@ -91,6 +109,7 @@ def download(
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(dest.parent)
+    _remember_digests(dest, {name: h.hexdigest() for name, h in hashes.items()})
     return dest
 
 
@@ -129,24 +148,125 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def fsync_dir(directory: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+# ------------------------------------------------------------------------------------------------
+# Files on disk: regular files only, and verified against their published hashes.
+# ------------------------------------------------------------------------------------------------
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _kind_of(mode: int) -> str:
+    return next((text for test, text in _KINDS if test(mode)), "not a regular file")
+
+
+def path_kind(path: str | os.PathLike) -> str | None:
+    """``None`` for a regular file (after following symlinks), ``"missing"`` when nothing is there,
+    else what is there instead: ``"a directory"``, ``"a FIFO (named pipe)"``, ``"a symbolic link
+    loop"``, ``"a broken symbolic link to X"``, ``"not accessible (Permission denied)"``, ..."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a broken symbolic link to {os.readlink(path)}"
+        return "missing"
+    except OSError as e:
+        return "a symbolic link loop" if e.errno == errno.ELOOP else f"not accessible ({e.strerror})"
+    return None if stat.S_ISREG(mode) else _kind_of(mode)
+
+
+def open_regular(path: str | os.PathLike, *, where: str, error: type[DataFormatError] = DataFormatError):
+    """Open ``path`` for binary reading, refusing anything but a regular file before reading it.
+
+    The file is opened non-blocking (so a FIFO cannot hang the caller) and checked with `os.fstat`
+    on the open descriptor (so it cannot be swapped after the check).
+
+    Raises:
+      DataNotFoundError: nothing is at ``path``.
+      DataFormatError: (or the subclass ``error``) ``path`` is a directory, FIFO, socket, device,
+        symlink loop, broken symlink, or cannot be opened; the message starts with ``where`` and
+        names ``path``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        kind = path_kind(path)
+        if kind == "missing":
+            raise DataNotFoundError(f"{where}: {path} does not exist") from e
+        kind = kind or f"not readable ({e.strerror})"
+        raise error(f"{where}: {path} is {kind}, expected a regular file") from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"{where}: {path} is {_kind_of(mode)}, expected a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+# (real path, device, inode, size, mtime_ns) -> {"sha256": hex, "md5": hex}
+_DIGESTS: dict[tuple, dict[str, str]] = {}
+
+
+def _stamp(path: str | os.PathLike, st: os.stat_result) -> tuple:
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _remember_digests(path: Path, digests: dict[str, str]) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _DIGESTS[_stamp(path, os.stat(path))] = digests
 
 
-def cache_dir(name: str) -> Path:
-    """``${XDG_CACHE_HOME:-~/.cache}/fnn/<name>``: where downloads of data set `name` go."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "fnn" / name
+def file_digests(path: str | os.PathLike, *, where: str) -> dict[str, str]:
+    """``{"sha256": ..., "md5": ...}`` of a regular file, hashed once per process while its
+    path, inode, size and mtime stay the same."""
+    with open_regular(path, where=where) as f:
+        key = _stamp(path, os.fstat(f.fileno()))
+        if key not in _DIGESTS:
+            hashes = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
+            while chunk := f.read(_CHUNK):
+                for h in hashes.values():
+                    h.update(chunk)
+            _DIGESTS[key] = {name: h.hexdigest() for name, h in hashes.items()}
+    return _DIGESTS[key]
 
 
-def data_dirs(name: str) -> list[Path]:
-    """Where the files of data set `name` are looked for, in order: ``$FNN_DATA_DIR/<name>``
-    (when set), then `cache_dir`."""
-    dirs = [Path(os.environ["FNN_DATA_DIR"]).expanduser() / name] if os.environ.get("FNN_DATA_DIR") else []
-    return [*dirs, cache_dir(name)]
+def verify_file(
+    path: str | os.PathLike,
+    known: dict[str, tuple[str, ...]],
+    *,
+    where: str,
+    what: str,
+    opt_out: str,
+) -> None:
+    """Check a file found on disk against its published hashes (any one listed hash must match).
+
+    Args:
+      path: the file.
+      known: hash name (``"sha256"`` or ``"md5"``) -> the accepted hex digests.
+      where: the caller's name, which starts the message (``"load_mnist"``).
+      what: what the file should be (``"LeCun's MNIST train-images-idx3-ubyte.gz"``).
+      opt_out: how to load a file of one's own on purpose (``"load_mnist(..., verify=False)"``).
+
+    Raises:
+      ChecksumError: no listed hash matches; the file is left in place.
+      DataFormatError / DataNotFoundError: as `open_regular`.
+    """
+    got = file_digests(path, where=where)
+    if any(got[name] == digest.lower() for name, digests in known.items() for digest in digests):
+        return
+    found = ", ".join(f"{name} {got[name]}" for name in known)
+    expected = " or ".join(f"{name} {digest}" for name, digests in known.items() for digest in digests)
+    raise ChecksumError(
+        f"{where}: {path} has {found}, expected {expected} ({what}); the file was changed, "
+        f"cut short or replaced, and was not loaded. Delete it to have the original downloaded, or, to "
+        f"load a file of your own on purpose, use {opt_out}."
+    )

@@ -9,7 +9,13 @@ Where the files are looked for, in order (the first directory holding all four w
 
 When none has them and ``download=True``, the missing files are downloaded into ``data_dir``
 (or the user cache), checksum-verified, from the mirrors in order. Offline with nothing found,
-one `DataNotFoundError` says which files to put where.
+one `DataNotFoundError` says which files to put where. A searched path that holds something other
+than a regular file (a directory, a FIFO, a symlink loop) is an error naming it.
+
+Files found on disk are checked against the published hashes too (``verify=True``): LeCun's sha256
+for MNIST; Zalando's MD5 or Debian's recompressed files' sha256 for Fashion-MNIST. The hashes are
+remembered per path, size and mtime, so each file is hashed once per process. Files of one's own in
+the same format load with ``verify=False`` (or ``checksums=`` giving their sha256).
 
 Shapes: ``N`` images (60000 train, 10000 test), each ``28 x 28``; ``D = 784 = 28 * 28``.
 """
@@ -23,9 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn.data.download import ChecksumError, DataNotFoundError, DownloadError, cache_dir, data_dirs
+from fnn.data.download import (
+    ChecksumError,
+    DataFormatError,
+    DataNotFoundError,
+    DownloadError,
+    path_kind,
+    verify_file,
+)
 from fnn.data.download import download as _fetch
 from fnn.data.idx import read_idx
+from fnn.files import cache_dir, data_dirs
 
 __all__ = ["FILES", "KINDS", "as_book_arrays", "load_mnist", "one_hot", "search_dirs"]
 
@@ -67,6 +81,13 @@ _CHECKSUMS: dict[str, dict[str, tuple[str, str]]] = {
         FILES[3]: ("md5", "bb300cfdad3c16e7a12a480ee83cd310"),
     },
 }
+# sha256 of Debian's recompressed Fashion-MNIST (package dataset-fashion-mnist 0.0~git20200523.55506a9-1).
+_DEBIAN_SHA256 = {
+    FILES[0]: "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    FILES[1]: "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    FILES[2]: "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    FILES[3]: "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
 _DEBIAN_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 
 
@@ -81,6 +102,7 @@ def load_mnist(
     mirrors: Sequence[str] | None = None,
     checksums: Mapping[str, str] | None = None,
     expected_counts: tuple[int, int] | None = CANONICAL_COUNTS,
+    verify: bool = True,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Load MNIST (or Fashion-MNIST) as the book's ``load_mnist`` does (DLFS1 §3.6.1).
 
@@ -93,8 +115,11 @@ def load_mnist(
       download: fetch missing files from ``mirrors`` (else raise `DataNotFoundError`).
       mirrors: base URLs tried in order; default: the canonical mirrors of ``kind``.
       checksums: file name -> sha256 (hex) overriding the canonical hashes, for mirrors
-        serving other files (tests serve small generated ones).
+        serving other files (tests serve small generated ones); files on disk are checked
+        against them too.
       expected_counts: ``(train, test)`` image counts to insist on; ``None`` accepts any.
+      verify: check files found on disk against the published hashes (or ``checksums``);
+        ``False`` loads files of one's own in the same format.
 
     Returns:
       ``((x_train, t_train), (x_test, t_test))``, new arrays the caller owns; the files are
@@ -103,13 +128,19 @@ def load_mnist(
     Raises:
       ValueError: unknown ``kind``, or files whose contents are not MNIST-shaped.
       DataNotFoundError: the files are neither on disk nor downloadable.
-      ChecksumError: a downloaded file's hash is wrong (the file is deleted).
+      ChecksumError: a downloaded file's hash is wrong (the file is deleted), or a file on disk
+        is not the published one (left in place; the message says how to load it anyway).
+      DataFormatError: a searched path is a directory, FIFO, symlink loop or other non-file;
+        `IdxFormatError` for a file that is not valid IDX.
     """
     if kind not in KINDS:
         raise ValueError(f"load_mnist: kind must be one of {', '.join(KINDS)}; got {kind!r}")
     directory = _find_or_download(
         kind, data_dir=data_dir, download=download, mirrors=mirrors, checksums=checksums
     )
+    if verify:
+        for name in FILES:
+            _verify(directory / name, kind, checksums)
     counts = None if expected_counts is None else tuple(expected_counts)
     x_train, t_train, x_test, t_test = _read_dir(directory, counts)
     train = _finish(x_train, t_train, normalize, flatten, one_hot_label)
@@ -187,7 +218,7 @@ def _find_or_download(
     """The first searched directory holding all of `FILES`, else where they were downloaded."""
     dirs = search_dirs(kind, data_dir)
     for d in dirs:
-        if all((d / name).is_file() for name in FILES):
+        if _holds_all(d, kind):
             return d
     failures: list[str] = []
     if download:
@@ -205,6 +236,40 @@ def _find_or_download(
         f"Set FNN_DATA_DIR so that $FNN_DATA_DIR/{kind} holds the files, or put them in "
         f"{cache_dir(kind)}."
     )
+
+
+def _holds_all(directory: Path, kind: str) -> bool:
+    """Whether ``directory`` holds all of `FILES` as regular files; an error names any searched
+    path that is something else (the folder itself, or one of the files)."""
+    what = path_kind(directory)
+    if what == "missing":
+        return False
+    if what is None:
+        what = "a regular file"
+    if what != "a directory":
+        raise DataFormatError(f"load_mnist: {directory} is {what}, expected a directory holding the {kind} files")
+    found = {name: path_kind(directory / name) for name in FILES}
+    for name, what in found.items():
+        if what not in (None, "missing"):
+            raise DataFormatError(
+                f"load_mnist: {directory / name} is {what}, expected a regular file (the {kind} {name})"
+            )
+    return all(what is None for what in found.values())
+
+
+def _verify(path: Path, kind: str, checksums: Mapping[str, str] | None) -> None:
+    """Check a file found on disk against ``checksums`` or the published hashes of ``kind``."""
+    if checksums is not None:
+        if path.name not in checksums:
+            raise ValueError(f"load_mnist: checksums has no entry for {path.name}")
+        known, what = {"sha256": (checksums[path.name],)}, f"checksums[{path.name!r}]"
+    elif kind == "mnist":
+        known, what = {"sha256": (_CHECKSUMS[kind][path.name][1],)}, f"LeCun's {path.name}"
+    else:
+        known = {"md5": (_CHECKSUMS[kind][path.name][1],), "sha256": (_DEBIAN_SHA256[path.name],)}
+        what = f"Zalando's {path.name} or Debian's recompressed copy"
+    verify_file(path, known, where="load_mnist", what=what,
+                opt_out="load_mnist(..., verify=False)")
 
 
 def _download_missing(

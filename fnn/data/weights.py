@@ -1,24 +1,29 @@
-"""The books' pretrained weights, loaded without ever running code from a pickle.
+"""The books' pretrained weights, read with `safe_load`, which imports and calls nothing from a file.
 
-The books ship trained parameters as pickles (DLFS1 ``ch03/sample_weight.pkl``,
-``ch07/params.pkl``, ``ch08/deep_convnet_params.pkl``; DLFS2 ``ch06/Rnnlm.pkl``; MIT licence,
-Koki Saitoh). A pickle can run arbitrary code when loaded, so `safe_load` uses an unpickler that
-admits numpy arrays (and the dicts/lists holding them) and nothing else.
+The books ship trained parameters as pickles (DLFS1 ``ch03/sample_weight.pkl``, ``ch07/params.pkl``,
+``ch08/deep_convnet_params.pkl``; DLFS2 ``ch06/Rnnlm.pkl``, ``ch08/AttentionSeq2seq.pkl``; MIT
+licence, Koki Saitoh). They are read by the opcode-level reader of `fnn.data.safe_pickle` (its
+docstring gives the design and the opcodes it reads), which yields only plain numeric numpy arrays.
 
 Files are looked for in ``$FNN_DATA_DIR/book``, then the user cache ``~/.cache/fnn/book``; when
-missing and `download` is true they are fetched from the books' repositories into the cache,
-checked against their sha256 and moved into place atomically.
+missing they are downloaded. A book file is checked against its sha256 (`BOOK_FILES`) wherever it
+is found, not only after a download (the hash is remembered per path, size and mtime, so each file
+is hashed once per process); a changed copy is refused with a `WeightsChecksumError` that says how to
+load one's own file on purpose: ``load_book_weights(path, verify=False)`` or ``safe_load(path)``.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 from pathlib import Path
 
-from fnn.data.download import DataNotFoundError, data_dirs
+from fnn.data.download import ChecksumError, DataFormatError, DataNotFoundError, verify_file
 from fnn.data.download import download as _download
+from fnn.data.safe_pickle import MAX_BYTES, WeightsFormatError, safe_load
+from fnn.files import data_dirs
+
+__all__ = ["BOOK_FILES", "MAX_BYTES", "WeightsChecksumError", "WeightsFormatError", "book_file",
+           "load_book_weights", "safe_load"]
 
 _DLFS1 = "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch/master/"
 _DLFS2 = "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch-2/master/"
@@ -36,36 +41,15 @@ BOOK_FILES = {  # local name -> (url, sha256)
     "Rnnlm.pkl": (
         _DLFS2 + "ch06/Rnnlm.pkl",
         "d872e609e328834f86a0de9fea7b2968bd95a22ea748880ccaee96923e9a5903"),
-}
-
-# The only globals a numpy array's pickle needs (numpy 1.x and 2.x module names).
-_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    "AttentionSeq2seq.pkl": (
+        _DLFS2 + "ch08/AttentionSeq2seq.pkl",
+        "e648820a02cdaccc599ffb2aef65e785f49fb0cfc99d4c461a847fe231fedd54"),
 }
 
 
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle asked for something other than numpy arrays."""
-
-
-class _ArraysOnly(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED:
-            raise UnsafePickleError(
-                f"safe_load: {self.source}: the pickle asks for {module}.{name}; only numpy "
-                f"arrays (and dicts/lists of them) are allowed, so it was not loaded")
-        module = module.replace("numpy.core.", "numpy._core.")  # numpy 2 renamed numpy.core
-        return super().find_class(module, name)
-
-
-def safe_load(source: str | os.PathLike | bytes):
-    """Unpickle a file (or bytes) that may hold only numpy arrays in dicts, lists and tuples."""
-    data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-    unpickler = _ArraysOnly(io.BytesIO(data), encoding="latin1")
-    unpickler.source = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-    return unpickler.load()
+class WeightsChecksumError(WeightsFormatError, ChecksumError):
+    """A book file's sha256 is not the published one (both a `WeightsFormatError` and a
+    `ChecksumError`)."""
 
 
 def book_dirs() -> list[Path]:
@@ -73,15 +57,29 @@ def book_dirs() -> list[Path]:
     return data_dirs("book")
 
 
-def book_file(name: str, *, download: bool = True) -> Path:
-    """The path of the book's file `name` (a key of `BOOK_FILES`), downloading it when missing."""
+def book_file(name: str, *, download: bool = True, verify: bool = True) -> Path:
+    """The path of the book's file `name` (a key of `BOOK_FILES`), downloading it when missing.
+
+    Args:
+      name: e.g. ``"sample_weight.pkl"``.
+      download: fetch the file (sha256-checked) when no searched folder holds it.
+      verify: check a file found on disk against its sha256 (once per process while it is unchanged).
+
+    Raises:
+      ValueError: ``name`` is not a key of `BOOK_FILES`.
+      DataNotFoundError: no searched folder holds the file and it could not be downloaded.
+      WeightsChecksumError: the file found is not the book's (changed, cut short or another file).
+      WeightsFormatError: the path found is a directory, FIFO, symlink loop or other non-file.
+    """
     if name not in BOOK_FILES:
         raise ValueError(f"book_file: name is {name!r}, expected one of {sorted(BOOK_FILES)}")
     dirs = book_dirs()
-    for d in dirs:
-        if (d / name).is_file():
-            return d / name
     url, sha256 = BOOK_FILES[name]
+    for d in dirs:
+        if os.path.lexists(d / name):
+            if verify:
+                _verify(d / name, name, "book_file")
+            return d / name
     if download:
         try:
             return _download(url, dirs[-1] / name, sha256=sha256)
@@ -95,6 +93,47 @@ def book_file(name: str, *, download: bool = True) -> Path:
         f"of these folders, or set FNN_DATA_DIR to a folder whose book/ holds it.")
 
 
-def load_book_weights(name: str, *, download: bool = True):
-    """The book's pretrained parameters `name` (see `BOOK_FILES`) as numpy arrays, loaded safely."""
-    return safe_load(book_file(name, download=download))
+def _verify(path: Path, name: str, where: str) -> None:
+    url, sha256 = BOOK_FILES[name]
+    try:
+        verify_file(path, {"sha256": (sha256,)}, where=where, what=f"the book's {name} from {url}",
+                    opt_out=f"load_book_weights('{path}', verify=False) or fnn.data.safe_load('{path}')")
+    except ChecksumError as e:
+        raise WeightsChecksumError(str(e)) from None
+    except (DataFormatError, OSError) as e:
+        raise WeightsFormatError(str(e)) from None
+
+
+def load_book_weights(name: str | os.PathLike, *, download: bool = True, verify: bool = True,
+                      max_bytes: int = MAX_BYTES):
+    """The book's pretrained parameters as numpy arrays, read with `safe_load`.
+
+    Args:
+      name: a key of `BOOK_FILES` (looked for in ``$FNN_DATA_DIR/book``, then the user cache, then
+        downloaded), or the path of a file (``os.PathLike``, or a string with a ``/``).
+      download: fetch a missing book file.
+      verify: check the file against the book's sha256. A path whose name is not one of
+        `BOOK_FILES` cannot be checked: pass ``verify=False`` (or call `safe_load`) to read a weights
+        file of your own.
+      max_bytes: cap on the file's size and on the arrays' total (default 1 GiB).
+
+    Returns:
+      The file's dict (DLFS1) or list (DLFS2) of numpy arrays.
+
+    Raises:
+      WeightsFormatError: the file is not the book's (`WeightsChecksumError`) or not a pickle of
+        plain numeric arrays; the message names the file and what was wrong.
+      DataNotFoundError: a book file is neither on disk nor downloadable.
+    """
+    if isinstance(name, os.PathLike) or os.sep in name or "/" in name:
+        path = Path(name)
+        if verify:
+            if path.name not in BOOK_FILES:
+                raise WeightsFormatError(
+                    f"load_book_weights: {path} is not one of the book's files {sorted(BOOK_FILES)}, so its "
+                    f"sha256 cannot be checked; to load your own weights on purpose use "
+                    f"load_book_weights('{path}', verify=False) or fnn.data.safe_load('{path}')")
+            _verify(path, path.name, "load_book_weights")
+    else:
+        path = book_file(name, download=download, verify=verify)
+    return safe_load(path, max_bytes=max_bytes)

@@ -41,10 +41,10 @@ from fnn._checks import check_floating, check_ndim
 from fnn.layers.core import Layer, Params
 from fnn.layers.im2col import col2im_nhwc, im2col_nhwc, nchw_layer, output_size, pad_hw, to_nchw, to_nhwc
 
+# The kernels that compute the convolution's equations; "auto" (`choose_impl`) picks per layer.
 IMPLS = ("im2col", "lax")
-"""The kernels that compute the convolution's equations; "auto" (`choose_impl`) picks per layer."""
+# The kernel of every convolution unless one is named: `choose_impl`'s per-layer choice.
 DEFAULT_IMPL = "auto"
-"""The kernel of every convolution unless one is named: `choose_impl`'s per-layer choice."""
 
 
 def choose_impl(impl: str, C: int) -> str:
@@ -207,11 +207,11 @@ def _convolution_nhwc_backward(params: Params, cache: ConvCache, dout: Array):
     return {"W": dW, "b": db}, dx
 
 
+# forward(params, x, *, stride=1, pad=0, impl="auto") -> (y, cache) on NHWC activations
+# (N, H, W, C), the layout the models use inside; backward(params, cache, dout) -> (grads, dx).
 convolution_nhwc = Layer(_convolution_nhwc_forward, _convolution_nhwc_backward)
-"""forward(params, x, *, stride=1, pad=0, impl="auto") -> (y, cache) on NHWC activations (N, H, W, C),
-the layout the models use inside; backward(params, cache, dout) -> (grads, dx)."""
+# The book's Convolution: the same layer on NCHW, x (N, C, H, W) -> y (N, FN, OH, OW).
 convolution = nchw_layer("convolution", convolution_nhwc)
-"""The book's Convolution: the same layer on NCHW, x (N, C, H, W) -> y (N, FN, OH, OW)."""
 
 
 # --------------------------------------------------------------------------------------------

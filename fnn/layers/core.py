@@ -198,5 +198,5 @@ def _softmax_with_loss_backward(params: Params, cache, dout: Array = 1.0):
     return NO_PARAMS, dout * (y - t1) / y.shape[0]
 
 
+# forward(params, x, t) -> (loss, cache); backward(params, cache, dout=1.0) -> ({}, dx).
 softmax_with_loss = Layer(_softmax_with_loss_forward, _softmax_with_loss_backward)
-"""forward(params, x, t) -> (loss, cache); backward(params, cache, dout=1.0) -> ({}, dx)."""

@@ -3,8 +3,8 @@
 `drop_rate` is the book's ``dropout_ratio``: the probability that a unit is *dropped* (not
 stax's "keep" rate).
 
-Convention (STYLE.md habit 5): the book scales at *test* time. Training keeps each unit with
-probability 1 - drop_rate and does not rescale; evaluation multiplies every unit by 1 - drop_rate.
+Convention (docs/DESIGN.md, "Conventions"): the book scales at *test* time. Training keeps each
+unit with probability 1 - drop_rate and does not rescale; evaluation multiplies every unit by 1 - drop_rate.
 The book's trained DeepConvNet weights need exactly this. ``inverted=True`` gives the modern
 "inverted dropout" instead: training divides kept units by 1 - drop_rate, evaluation is the identity.
 Both have the same expected output in training and evaluation.

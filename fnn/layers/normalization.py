@@ -138,6 +138,6 @@ def _batch_norm_backward(params: Params, cache: BatchNormCache, dout: Array):
     return grads, dxc.reshape(dout.shape)
 
 
+# forward(params, x, *, state, train=True, momentum=0.9, eps=1e-6) -> (y, cache);
+# backward(params, cache, dout) -> ({"gamma", "beta"}, dx). New running statistics: ``cache.state``.
 batch_norm = Layer(_batch_norm_forward, _batch_norm_backward)
-"""forward(params, x, *, state, train=True, momentum=0.9, eps=1e-6) -> (y, cache);
-backward(params, cache, dout) -> ({"gamma", "beta"}, dx). New running statistics: ``cache.state``."""

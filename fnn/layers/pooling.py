@@ -106,11 +106,11 @@ def _pooling_nhwc_backward(params: Params, cache: PoolCache, dout: Array):
     return NO_PARAMS, dxp[:, P:P + H, P:P + W, :]
 
 
+# forward({}, x, *, pool_h=2, pool_w=2, stride=None, pad=0, mode="max") -> (y, cache) on NHWC
+# activations (N, H, W, C), the layout the models use inside; backward({}, cache, dout) -> ({}, dx).
 pooling_nhwc = Layer(_pooling_nhwc_forward, _pooling_nhwc_backward)
-"""forward({}, x, *, pool_h=2, pool_w=2, stride=None, pad=0, mode="max") -> (y, cache) on NHWC
-activations (N, H, W, C), the layout the models use inside; backward({}, cache, dout) -> ({}, dx)."""
+# The book's Pooling: the same layer on NCHW, x (N, C, H, W) -> y (N, C, OH, OW).
 pooling = nchw_layer("pooling", pooling_nhwc)
-"""The book's Pooling: the same layer on NCHW, x (N, C, H, W) -> y (N, C, OH, OW)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from fnn._checks import check_floating, check_ndim
+from fnn._checks import check_floating, check_ndim, check_positive_int
 from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 
@@ -231,12 +231,12 @@ def _make_cell(fam: _Family) -> Layer:
     return Layer(forward, backward)
 
 
+# RNN: h = tanh(h_prev Wh + x Wx + b) (DLFS2 §5.3.1). forward(params, (x, h_prev)) -> (h, cache).
 rnn_cell = _make_cell(RNN)
-"""RNN: h = tanh(h_prev Wh + x Wx + b) (DLFS2 §5.3.1). forward(params, (x, h_prev)) -> (h, cache)."""
+# LSTM (DLFS2 §6.3), gates f, g, i, o. forward(params, (x, h_prev, c_prev)) -> ((h, c), cache).
 lstm_cell = _make_cell(LSTM)
-"""LSTM (DLFS2 §6.3), gates f, g, i, o. forward(params, (x, h_prev, c_prev)) -> ((h, c), cache)."""
+# GRU (DLFS2 appendix C), gates z, r, h~. forward(params, (x, h_prev)) -> (h, cache).
 gru_cell = _make_cell(GRU)
-"""GRU (DLFS2 appendix C), gates z, r, h~. forward(params, (x, h_prev)) -> (h, cache)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,12 +303,12 @@ def _make_time(fam: _Family) -> Layer:
     return Layer(forward, backward)
 
 
+# TimeRNN (DLFS2 §5.3.2): T RNN steps, hand-written BPTT.
 time_rnn = _make_time(RNN)
-"""TimeRNN (DLFS2 §5.3.2): T RNN steps, hand-written BPTT."""
+# TimeLSTM (DLFS2 §6.3.4): T LSTM steps (gates f, g, i, o), hand-written BPTT.
 time_lstm = _make_time(LSTM)
-"""TimeLSTM (DLFS2 §6.3.4): T LSTM steps (gates f, g, i, o), hand-written BPTT."""
+# TimeGRU (DLFS2 appendix C): T GRU steps (gates z, r, h~), hand-written BPTT.
 time_gru = _make_time(GRU)
-"""TimeGRU (DLFS2 appendix C): T GRU steps (gates z, r, h~), hand-written BPTT."""
 
 
 def init(key: Array, family: str, input_size: int, hidden_size: int, *,
@@ -316,9 +316,8 @@ def init(key: Array, family: str, input_size: int, hidden_size: int, *,
     """Wx (D, G) ~ N(0, 1/D), Wh (H, G) ~ N(0, 1/H), b = 0: the book's Xavier init (DLFS2 §5.5.1)."""
     if family not in FAMILIES:
         raise ValueError(f"recurrent.init: family is {family!r}, expected one of {sorted(FAMILIES)}")
-    for name, v in (("input_size", input_size), ("hidden_size", hidden_size)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"recurrent.init: {name} is {v!r}, expected a positive integer")
+    input_size = check_positive_int("recurrent.init", "input_size", input_size)
+    hidden_size = check_positive_int("recurrent.init", "hidden_size", hidden_size)
     G = FAMILIES[family].gates * hidden_size
     kx, kh = jax.random.split(key)
     return {"Wx": jax.random.normal(kx, (input_size, G), dtype) / jnp.sqrt(input_size).astype(dtype),

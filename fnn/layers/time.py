@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from fnn import functions as F
-from fnn._checks import check_ndim, concrete
+from fnn._checks import check_ndim, check_positive_int, concrete
 from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 from fnn.layers.dropout import dropout
@@ -145,20 +145,20 @@ def _time_softmax_with_loss_backward(params: Params, cache, dout: Array = 1.0):
     return L.NO_PARAMS, dx.reshape(N, T, V)
 
 
+# forward(params, xs, ts, *, ignore_label=-1) -> (loss, cache); backward(params, cache, dout=1.0).
 time_softmax_with_loss = Layer(_time_softmax_with_loss_forward, _time_softmax_with_loss_backward)
-"""forward(params, xs, ts, *, ignore_label=-1) -> (loss, cache); backward(params, cache, dout=1.0)."""
 
 
 # --------------------------------------------------------------------------------------------
 # TimeAffine + TimeSoftmaxWithLoss fused, in cache-sized chunks of rows (DLFS2 §5.4.1–5.4.2)
 # --------------------------------------------------------------------------------------------
 
+# Rows per chunk of `time_affine_softmax_with_loss`: a (100, V = 10000) block of scores, softmax
+# and dscores is 4 MB in float32, which stays in cache. On one CPU core the LM head at the book's
+# sizes (N*T = 700 rows, H = 100) ran 1.9x faster than unchunked (124 -> 74 ms on an idle core; the
+# three matmuls alone take 70 ms). A GPU has no such cache problem: on an H100 the chunked LM step
+# was 7% slower than the unchunked one (1.61 vs 1.51 ms), so pass ``rows=None`` there.
 HEAD_ROWS = 100
-"""Rows per chunk of `time_affine_softmax_with_loss`: a (100, V = 10000) block of scores, softmax
-and dscores is 4 MB in float32, which stays in cache. On one CPU core the LM head at the book's
-sizes (N*T = 700 rows, H = 100) ran 1.9x faster than unchunked (124 -> 74 ms on an idle core; the
-three matmuls alone take 70 ms). A GPU has no such cache problem: on an H100 the chunked LM step
-was 7% slower than the unchunked one (1.61 vs 1.51 ms), so pass ``rows=None`` there."""
 
 
 def _head_chunk(params: Params, x: Array, t1: Array, mask: Array):
@@ -192,8 +192,7 @@ def _affine_softmax_forward(params: Params, xs: Array, ts: Array, *,
     if W.shape[0] != H or tuple(b.shape) != (V,):
         raise ValueError(f"{fn}: xs has shape {tuple(xs.shape)}, W {tuple(W.shape)}, b "
                          f"{tuple(b.shape)}, expected (N, T, H), (H, V), (V,)")
-    if rows is not None and (not isinstance(rows, int) or rows < 1):
-        raise ValueError(f"{fn}: rows is {rows!r}, expected a positive integer or None")
+    rows = check_positive_int(fn, "rows", rows, or_none=True)
     ts = _labels(fn, ts, xs, V, ignore_label)
     R = N * T
     k = 1 if rows is None else -(-R // rows)  # chunks
@@ -224,9 +223,9 @@ def _affine_softmax_backward(params: Params, cache, dout: Array = 1.0):
     return {"W": dout * dW, "b": dout * db}, dout * dxs
 
 
+# forward(params, xs, ts, *, ignore_label=-1, rows=HEAD_ROWS) -> (loss, cache);
+# backward(params, cache, dout=1.0) -> ({"W", "b"}, dxs): the LM's output head in one layer.
 time_affine_softmax_with_loss = Layer(_affine_softmax_forward, _affine_softmax_backward)
-"""forward(params, xs, ts, *, ignore_label=-1, rows=HEAD_ROWS) -> (loss, cache);
-backward(params, cache, dout=1.0) -> ({"W", "b"}, dxs): the LM's output head in one layer."""
 
 
 # --------------------------------------------------------------------------------------------

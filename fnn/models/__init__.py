@@ -1,9 +1,11 @@
 """Models as pure functions: `mlp` (DLFS1 ch4–6), `cnn` (ch7–8), `rnnlm` and `seqclf` (DLFS2 ch5–6).
 
-Each module's constructor returns a `Model` (init / apply / loss / manual_grad).
+Each module's constructor returns a `Model` (init / apply / loss / manual_grad; ``help(Model)`` has
+the contract). `runner` runs a sequence of layers forward collecting caches and backward in reverse
+(the book's backprop); every model above is built on it.
 """
 
-from fnn.models import cnn, mlp, rnnlm, seqclf
+from fnn.models import cnn, mlp, rnnlm, runner, seqclf
 from fnn.models._model import Model
 
-__all__ = ["Model", "cnn", "mlp", "rnnlm", "seqclf"]
+__all__ = ["Model", "cnn", "mlp", "rnnlm", "runner", "seqclf"]

@@ -22,7 +22,6 @@ document recognition", Proc. IEEE 86(11), 1998.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import jax
@@ -45,21 +44,23 @@ from fnn.models.sequential import (
     loss,
     manual_grad,
     model,
+    network,
+    param_names,
     param_shapes,
 )
 
 __all__ = ["BOOK_WEIGHTS", "CONV_CHOICES", "CONV_IMPLS", "Act", "Affine", "Conv", "Dropout",
            "Flatten", "Pool", "apply", "book_pretrained", "deep_convnet", "deep_convnet_layers",
-           "from_book_params", "init", "lenet5", "loss", "manual_grad", "model", "num_params",
-           "param_shapes", "simple_convnet", "simple_convnet_layers"]
+           "from_book_params", "init", "lenet5", "loss", "manual_grad", "model", "network",
+           "param_names", "param_shapes", "simple_convnet", "simple_convnet_layers"]
 
 
 def simple_convnet_layers(conv_param: dict | None = None, hidden_size: int = 100,
                           output_size: int = 10) -> tuple:
     """SimpleConvNet's layer specs (see `simple_convnet`)."""
     cp = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1, **(conv_param or {})}
-    return (Conv(1, cp["filter_num"], cp["filter_size"], cp["stride"], cp["pad"]), Act("relu"),
-            Pool(2, 2), Flatten(), Affine(2, hidden_size), Act("relu"), Affine(3, output_size))
+    return (Conv(cp["filter_num"], cp["filter_size"], cp["stride"], cp["pad"]), Act("relu"),
+            Pool(2, 2), Flatten(), Affine(hidden_size), Act("relu"), Affine(output_size))
 
 
 def deep_convnet_layers(hidden_size: int = 50, output_size: int = 10, drop_rate: float = 0.5,
@@ -69,11 +70,11 @@ def deep_convnet_layers(hidden_size: int = 50, output_size: int = 10, drop_rate:
         raise ValueError(f"deep_convnet: filter_nums has {len(filter_nums)} entries, expected 6")
     layers = []
     for i, (fn, pad) in enumerate(zip(filter_nums, (1, 1, 1, 2, 1, 1), strict=True), start=1):
-        layers += [Conv(i, fn, 3, 1, pad), Act("relu")]
+        layers += [Conv(fn, 3, 1, pad), Act("relu")]
         if i % 2 == 0:
             layers.append(Pool(2, 2))
-    return tuple(layers + [Flatten(), Affine(7, hidden_size), Act("relu"), Dropout(drop_rate),
-                           Affine(8, output_size), Dropout(drop_rate)])
+    return tuple(layers + [Flatten(), Affine(hidden_size), Act("relu"), Dropout(drop_rate),
+                           Affine(output_size), Dropout(drop_rate)])
 
 
 def simple_convnet(input_dim: tuple[int, int, int] = (1, 28, 28), conv_param: dict | None = None,
@@ -116,10 +117,10 @@ def lenet5(input_dim: tuple[int, int, int] = (1, 28, 28), output_size: int = 10,
     W2 (16, 6, 5, 5), W3 (16*5*5, 120), W4 (120, 84), W5 (84, 10) and biases.
     """
     L.activation_layer(activation)
-    layers = (Conv(1, 6, 5, 1, 2), Act(activation), Pool(2, 2, pool),
-              Conv(2, 16, 5), Act(activation), Pool(2, 2, pool), Flatten(),
-              Affine(3, 120), Act(activation), Affine(4, 84), Act(activation),
-              Affine(5, output_size))
+    layers = (Conv(6, 5, 1, 2), Act(activation), Pool(2, 2, pool),
+              Conv(16, 5), Act(activation), Pool(2, 2, pool), Flatten(),
+              Affine(120), Act(activation), Affine(84), Act(activation),
+              Affine(output_size))
     return model(layers, input_dim, weight_init=weight_init, conv=conv, dtype=dtype,
                  name="lenet5")
 
@@ -161,7 +162,3 @@ def book_pretrained(name: str, *, conv: str = "auto", dtype=jnp.float32,
     model_ = make(conv=conv)
     return model_, from_book_params(model_, load_book_weights(file, download=download), dtype)
 
-
-def num_params(params: Params) -> int:
-    """How many numbers `params` holds."""
-    return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))

@@ -20,8 +20,10 @@ draws dropout masks from `key`; ``train=False`` uses the running statistics and 
 1 - drop_rate (the book's test-time dropout). One key is split into one per dropout layer, so the
 same key gives the same masks on both gradient paths.
 
-`_forward` is the one forward pass: `apply`, `loss` (what ``jax.grad`` differentiates) and
-`manual_grad` (the book's backprop) all run it, so both gradient paths see the very same computation.
+`network` lists the layers with the book's names (Affine1, BatchNorm1, Activation_function1,
+Dropout1, ...) and `fnn.models.runner` runs them: `apply`, `loss` (what ``jax.grad``
+differentiates) and `manual_grad` (the book's backprop, the runner's backward) all run the one
+forward pass, so both gradient paths see the very same computation.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from fnn._checks import concrete
 from fnn.layers import core as L
 from fnn.layers.dropout import dropout
 from fnn.layers.normalization import EPS, MOMENTUM, batch_norm
-from fnn.models._model import Model, Params, State
+from fnn.models import runner
+from fnn.models._model import Model, Params, State, check_positive_int
+from fnn.models.runner import Node
 
 
 def _check_weight_init(weight_init) -> None:
@@ -50,7 +54,23 @@ def _check_weight_init(weight_init) -> None:
     initializers.get(weight_init)
 
 
-def init(key: Array, input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
+def _hidden_sizes(fn: str, hidden_sizes: int | Sequence[int]) -> list[int]:
+    """`hidden_sizes` as a list: one int is one hidden layer."""
+    if isinstance(hidden_sizes, int) and not isinstance(hidden_sizes, bool):
+        return [hidden_sizes]
+    if isinstance(hidden_sizes, str) or not hasattr(hidden_sizes, "__iter__"):
+        raise TypeError(f"{fn}: hidden_sizes is {hidden_sizes!r}, expected an int or a list of ints "
+                        f"(the sizes of the hidden layers)")
+    return list(hidden_sizes)
+
+
+def _check_sizes(fn: str, input_size: int, hidden_sizes: list[int], output_size: int) -> None:
+    for name, value in [("input_size", input_size), ("output_size", output_size),
+                        *[(f"hidden_sizes[{i}]", h) for i, h in enumerate(hidden_sizes)]]:
+        check_positive_int(fn, name, value)
+
+
+def init(key: Array, input_size: int, hidden_sizes: int | Sequence[int], output_size: int, *,
          weight_init: str | float | Array = "he", use_batchnorm: bool = False,
          dtype=jnp.float32) -> Params:
     """Weights and zero biases for an MLP with the given layer sizes (DLFS1 §4.5.1, §6.2).
@@ -58,13 +78,12 @@ def init(key: Array, input_size: int, hidden_sizes: Sequence[int], output_size: 
     `weight_init`: a standard deviation (the book's TwoLayerNet uses 0.01; a scalar array may be
     traced, to vmap over init scales) or a name from `fnn.init` ("he"/"relu", "xavier"/"sigmoid",
     "zeros"). He/Xavier use the previous layer's size. ``use_batchnorm`` adds ``gamma{i}`` = 1 and
-    ``beta{i}`` = 0, (H_i,), for every hidden layer (DLFS1 §6.3).
+    ``beta{i}`` = 0, (H_i,), for every hidden layer (DLFS1 §6.3). `hidden_sizes`: a list, or an
+    int for one hidden layer.
     """
+    hidden_sizes = _hidden_sizes("mlp.init", hidden_sizes)
+    _check_sizes("mlp.init", input_size, hidden_sizes, output_size)
     sizes = [input_size, *hidden_sizes, output_size]
-    for name, value in [("input_size", input_size), ("output_size", output_size),
-                        *[(f"hidden_sizes[{i}]", h) for i, h in enumerate(hidden_sizes)]]:
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"mlp.init: {name} is {value!r}, expected a positive integer")
     _check_weight_init(weight_init)
     z = initializers.normals(key, list(zip(sizes[:-1], sizes[1:], strict=True)), dtype)
     params = {}
@@ -77,12 +96,13 @@ def init(key: Array, input_size: int, hidden_sizes: Sequence[int], output_size: 
     return params
 
 
-def init_state(hidden_sizes: Sequence[int], *, use_batchnorm: bool = False, dtype=jnp.float32) -> State:
+def init_state(hidden_sizes: int | Sequence[int], *, use_batchnorm: bool = False,
+               dtype=jnp.float32) -> State:
     """The model state: ``{}``, or zero running statistics (H_i,) per batch norm (DLFS1 §6.3)."""
     if not use_batchnorm:
         return {}
     state = {}
-    for i, h in enumerate(hidden_sizes, start=1):
+    for i, h in enumerate(_hidden_sizes("mlp.init_state", hidden_sizes), start=1):
         state[f"running_mean{i}"] = jnp.zeros((h,), dtype)
         state[f"running_var{i}"] = jnp.zeros((h,), dtype)
     return state
@@ -99,83 +119,75 @@ def num_layers(params: Params) -> int:
     return n
 
 
-def _affine_params(params: Params, i: int) -> Params:
-    return {"W": params[f"W{i}"], "b": params[f"b{i}"]}
-
-
-def _bn_params(params: Params, i: int) -> Params:
-    return {"gamma": params[f"gamma{i}"], "beta": params[f"beta{i}"]}
-
-
-def _bn_state(state: State, i: int) -> State:
-    return {"running_mean": state[f"running_mean{i}"], "running_var": state[f"running_var{i}"]}
-
-
-def _forward(params: Params, x: Array, activation: str, *, state: State | None = None,
-             train: bool = False, key: Array | None = None, drop_rate: float = 0.0,
-             inverted_dropout: bool = False):
-    """The layers' forward passes (DLFS1 §5.7.2, ``MultiLayerNetExtend.predict``).
-
-    Returns ``(scores (N, C), caches, new_state)``: every layer's cache in order, as
-    ``(layer, cache)`` pairs, and the model state after this pass.
-    """
+def network(num_affine: int, activation: str = "relu", *, use_batchnorm: bool = False,
+            drop_rate: float = 0.0) -> tuple[Node, ...]:
+    """The layers of an MLP with `num_affine` Affine layers, in order, with the book's names
+    (DLFS1 §6.3.2, §6.4.3; ``MultiLayerNetExtend.__init__``'s ``OrderedDict``): Affine{i}
+    [BatchNorm{i}] Activation_function{i} [Dropout{i}] for every hidden layer i, then the last Affine."""
     act = L.activation_layer(activation)
+    nodes = []
+    for i in range(1, num_affine + 1):
+        nodes.append(Node(f"Affine{i}", L.affine, {"W": f"W{i}", "b": f"b{i}"}))
+        if i == num_affine:
+            break
+        if use_batchnorm:
+            nodes.append(Node(f"BatchNorm{i}", batch_norm, {"gamma": f"gamma{i}", "beta": f"beta{i}"},
+                              {"momentum": MOMENTUM, "eps": EPS}, train=True,
+                              state={"running_mean": f"running_mean{i}", "running_var": f"running_var{i}"}))
+        nodes.append(Node(f"Activation_function{i}", act))
+        if drop_rate:
+            nodes.append(Node(f"Dropout{i}", dropout, options={"drop_rate": drop_rate}, rng=True, train=True))
+    return tuple(nodes)
+
+
+def _network(params: Params, state: State | None, activation: str, drop_rate: float) -> tuple[Node, ...]:
+    """The network that `params` (and `state`) describe, checked."""
     n = num_layers(params)
     use_bn = "gamma1" in params
     if use_bn and (state is None or f"running_mean{n - 1}" not in state):
         raise ValueError(f"mlp: params has batch norm (gamma1...) but state is "
                          f"{None if state is None else sorted(state)}, expected running_mean1.."
                          f"running_mean{n - 1} and running_var1..running_var{n - 1} (mlp.init_state)")
-    if drop_rate and train and key is None:
-        raise ValueError(f"mlp: drop_rate is {drop_rate} and train is True, but key is None; "
-                         f"expected a jax.random key for the dropout masks")
-    keys = jax.random.split(key, n - 1) if (drop_rate and train) else [None] * (n - 1)
-    new_state = dict(state) if state else {}
-    caches = []
-    for i in range(1, n + 1):
-        x, cache = L.affine.forward(_affine_params(params, i), x)
-        caches.append(("affine", cache))
-        if i == n:
-            break
-        if use_bn:
-            x, cache = batch_norm.forward(_bn_params(params, i), x, state=_bn_state(state, i),
-                                          train=train, momentum=MOMENTUM, eps=EPS)
-            new_state[f"running_mean{i}"] = cache.state["running_mean"]
-            new_state[f"running_var{i}"] = cache.state["running_var"]
-            caches.append(("batch_norm", cache))
-        x, cache = act.forward(L.NO_PARAMS, x)
-        caches.append(("activation", cache))
-        if drop_rate:
-            x, cache = dropout.forward(L.NO_PARAMS, x, key=keys[i - 1], drop_rate=drop_rate,
-                                       train=train, inverted=inverted_dropout)
-            caches.append(("dropout", cache))
-    return x, caches, new_state
+    return network(n, activation, use_batchnorm=use_bn, drop_rate=drop_rate)
+
+
+def _forward(params: Params, x: Array, activation: str, *, state: State | None = None,
+             train: bool = False, key: Array | None = None, drop_rate: float = 0.0):
+    """The layers' forward passes (DLFS1 §5.7.2, ``MultiLayerNetExtend.predict``).
+
+    Returns ``(scores (N, C), caches, new_state, net)``: the runner's caches and the model state
+    after this pass, and the network they belong to.
+    """
+    net = _network(params, state, activation, drop_rate)
+    scores, caches, new_state = runner.forward(net, params, x, state=state, train=train, key=key,
+                                               name="mlp")
+    return scores, caches, new_state, net
 
 
 def apply(params: Params, x: Array, *, activation: str = "relu", state: State | None = None,
-          train: bool = False, key: Array | None = None, drop_rate: float = 0.0,
-          inverted_dropout: bool = False) -> Array:
+          train: bool = False, key: Array | None = None, drop_rate: float = 0.0) -> Array:
     """Scores (N, C) of inputs x (N, D) or (N, ...), before softmax (DLFS1 §3.4, ``predict``).
 
     With batch norm, `state` holds the running statistics (evaluation mode uses them); use the
     `model` bundle to get the updated state of a training-mode pass.
     """
-    return _forward(params, x, activation, state=state, train=train, key=key, drop_rate=drop_rate,
-                    inverted_dropout=inverted_dropout)[0]
+    return _forward(params, x, activation, state=state, train=train, key=key, drop_rate=drop_rate)[0]
 
 
 def weight_decay_term(params: Params, weight_decay: float) -> Array:
-    """0.5 * lambda * sum_l ||W_l||^2, the L2 penalty added to the loss (DLFS1 §6.4.2)."""
+    """0.5 * lambda * sum_l ||W_l||^2, the L2 penalty added to the loss (DLFS1 §6.4.2); 0.0, not
+    computed, when lambda is the number 0 (a pass over every weight less per loss evaluation)."""
+    if isinstance(weight_decay, (int, float)) and weight_decay == 0:
+        return 0.0
     return 0.5 * weight_decay * sum(jnp.sum(W * W) for k, W in params.items() if k.startswith("W"))
 
 
 def loss_and_state(params: Params, state: State | None, x: Array, t: Array, *,
                    activation: str = "relu", weight_decay: float = 0.0, train: bool = True,
-                   key: Array | None = None, drop_rate: float = 0.0,
-                   inverted_dropout: bool = False) -> tuple[Array, State]:
+                   key: Array | None = None, drop_rate: float = 0.0) -> tuple[Array, State]:
     """Softmax cross-entropy plus the L2 penalty, and the new state (DLFS1 §4.5.1, §6.4.2)."""
-    scores, _, new_state = _forward(params, x, activation, state=state, train=train, key=key,
-                                    drop_rate=drop_rate, inverted_dropout=inverted_dropout)
+    scores, _, new_state, _ = _forward(params, x, activation, state=state, train=train, key=key,
+                                       drop_rate=drop_rate)
     data_loss, _ = L.softmax_with_loss.forward(L.NO_PARAMS, scores, t)
     return data_loss + weight_decay_term(params, weight_decay), new_state
 
@@ -184,7 +196,7 @@ def loss(params: Params, x: Array, t: Array, *, activation: str = "relu",
          weight_decay: float = 0.0, **kwargs) -> Array:
     """Softmax cross-entropy of the scores, plus the L2 penalty (DLFS1 §4.5.1, §6.4.2).
 
-    `kwargs` (``state``, ``train``, ``key``, ``drop_rate``, ...) as in `loss_and_state`.
+    `kwargs` (``state``, ``train``, ``key``, ``drop_rate``) as in `loss_and_state`.
     """
     state = kwargs.pop("state", None)
     return loss_and_state(params, state, x, t, activation=activation, weight_decay=weight_decay,
@@ -193,32 +205,16 @@ def loss(params: Params, x: Array, t: Array, *, activation: str = "relu",
 
 def manual_grad_and_state(params: Params, state: State | None, x: Array, t: Array, *,
                           activation: str = "relu", weight_decay: float = 0.0, train: bool = True,
-                          key: Array | None = None, drop_rate: float = 0.0,
-                          inverted_dropout: bool = False) -> tuple[Array, Params, State]:
+                          key: Array | None = None, drop_rate: float = 0.0) -> tuple[Array, Params, State]:
     """The loss, its gradient by backprop, and the new state (DLFS1 §5.7.2, §6.3, §6.4;
-    ``MultiLayerNetExtend.gradient``): forward collecting caches, backward in reverse order;
-    weight decay adds lambda * W to each dW (§6.4.2)."""
-    act = L.activation_layer(activation)
-    n = num_layers(params)
-    scores, caches, new_state = _forward(params, x, activation, state=state, train=train, key=key,
-                                         drop_rate=drop_rate, inverted_dropout=inverted_dropout)
+    ``MultiLayerNetExtend.gradient``): forward collecting caches, backward in reverse order
+    (`fnn.models.runner`); weight decay adds lambda * W to each dW (§6.4.2)."""
+    scores, caches, new_state, net = _forward(params, x, activation, state=state, train=train,
+                                              key=key, drop_rate=drop_rate)
     data_loss, loss_cache = L.softmax_with_loss.forward(L.NO_PARAMS, scores, t)
-
     _, dout = L.softmax_with_loss.backward(L.NO_PARAMS, loss_cache, 1.0)
-    layers = {"activation": act, "dropout": dropout}
-    grads = {}
-    i = n
-    for kind, cache in reversed(caches):
-        if kind == "affine":
-            g, dout = L.affine.backward(_affine_params(params, i), cache, dout)
-            grads[f"W{i}"] = g["W"] + weight_decay * params[f"W{i}"]
-            grads[f"b{i}"] = g["b"]
-            i -= 1
-        elif kind == "batch_norm":
-            g, dout = batch_norm.backward(_bn_params(params, i), cache, dout)
-            grads[f"gamma{i}"], grads[f"beta{i}"] = g["gamma"], g["beta"]
-        else:
-            _, dout = layers[kind].backward(L.NO_PARAMS, cache, dout)
+    grads, _, _ = runner.backward(net, params, caches, dout)
+    grads = {k: g + weight_decay * params[k] if k.startswith("W") else g for k, g in grads.items()}
     return data_loss + weight_decay_term(params, weight_decay), grads, new_state
 
 
@@ -232,17 +228,19 @@ def manual_grad(params: Params, x: Array, t: Array, *, activation: str = "relu",
     return value, grads
 
 
-def model(input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
+def model(input_size: int, hidden_sizes: int | Sequence[int], output_size: int, *,
           activation: str = "relu", weight_init: str | float | Array = "he",
           weight_decay: float | Array = 0.0, use_batchnorm: bool = False, drop_rate: float = 0.0,
-          inverted_dropout: bool = False, dtype=jnp.float32) -> Model:
+          dtype=jnp.float32) -> Model:
     """The book's MultiLayerNet / MultiLayerNetExtend (DLFS1 §6.1.8, §6.3.2, §6.4;
     ``common/multi_layer_net.py``, ``common/multi_layer_net_extend.py``) as a `Model`.
 
-    ``use_batchnorm``: batch norm before every hidden activation (§6.3.2). ``drop_rate``: the book's
-    ``dropout_ration`` (its ``use_dropout=False`` is ``drop_rate=0``), dropout after every hidden
-    activation (§6.4.3); ``inverted_dropout`` selects inverted dropout instead of the book's
-    test-time scaling. ``weight_decay``: the book's ``weight_decay_lambda`` (§6.4.2).
+    ``hidden_sizes``: the hidden layers' sizes, a list (``[100, 100]``) or one int for one hidden
+    layer (``model(784, 50, 10)`` is the book's TwoLayerNet shape). ``use_batchnorm``: batch norm
+    before every hidden activation (§6.3.2). ``drop_rate``: the book's ``dropout_ration`` (its
+    ``use_dropout=False`` is ``drop_rate=0``), dropout after every hidden activation (§6.4.3), with
+    the book's test-time scaling (`fnn.layers.dropout`). ``weight_decay``: the book's
+    ``weight_decay_lambda`` (§6.4.2).
     `weight_decay` and a numeric `weight_init` may be scalar arrays, traced under ``jax.vmap``, so
     many models differing only in them train together (`fnn.multi`).
 
@@ -250,6 +248,8 @@ def model(input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
     masks from `key`) and return the updated state; ``apply(..., train=False)`` is the book's
     ``predict(x, train_flg=False)``.
     """
+    hidden_sizes = _hidden_sizes("mlp.model", hidden_sizes)
+    _check_sizes("mlp.model", input_size, hidden_sizes, output_size)
     L.activation_layer(activation)  # fail now, not at the first step, on an unknown name
     wd = concrete(weight_decay)
     if wd is not None and (wd.ndim != 0 or not wd >= 0):
@@ -257,8 +257,7 @@ def model(input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
     if not 0.0 <= drop_rate < 1.0:
         raise ValueError(f"mlp.model: drop_rate is {drop_rate!r}, expected a probability in [0, 1)")
     _check_weight_init(weight_init)
-    kw = {"activation": activation, "weight_decay": weight_decay, "drop_rate": drop_rate,
-          "inverted_dropout": inverted_dropout}
+    kw = {"activation": activation, "weight_decay": weight_decay, "drop_rate": drop_rate}
 
     @jax.jit  # one compiled program for the whole initialisation
     def init_(key):
@@ -267,8 +266,8 @@ def model(input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
         return params, init_state(hidden_sizes, use_batchnorm=use_batchnorm, dtype=dtype)
 
     def apply_(params, state, x, *, train=False, key=None):
-        scores, _, new_state = _forward(params, x, activation, state=state, train=train, key=key,
-                                        drop_rate=drop_rate, inverted_dropout=inverted_dropout)
+        scores, _, new_state, _ = _forward(params, x, activation, state=state, train=train, key=key,
+                                           drop_rate=drop_rate)
         return scores, new_state
 
     def loss_(params, state, x, t, *, key=None):
@@ -279,7 +278,7 @@ def model(input_size: int, hidden_sizes: Sequence[int], output_size: int, *,
 
     sizes = "-".join(str(s) for s in [input_size, *hidden_sizes, output_size])
     options = [activation] + (["batchnorm"] if use_batchnorm else [])
-    options += [f"dropout{drop_rate:g}{'-inverted' if inverted_dropout else ''}"] if drop_rate else []
+    options += [f"dropout{drop_rate:g}"] if drop_rate else []
     if wd is None:
         options.append("weight_decay")
     elif wd > 0:

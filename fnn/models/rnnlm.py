@@ -17,11 +17,14 @@ handed back as `fnn.models.Model` prescribes. ``stateful=True`` (the book's LMs)
 given state (``{}`` = the book's ``reset_state``: zeros) and returns the last one, so consecutive
 truncated-BPTT batches continue the sequence; ``stateful=False`` always starts from zeros.
 
-`apply`, `loss` and `manual_grad` share one forward pass (`_forward`); the hand-written backward
-runs the layers' backward passes in reverse (DLFS2 §5.5.1, ``SimpleRnnlm.backward``). Its output
-head is TimeAffine + TimeSoftmaxWithLoss fused and run over chunks of ``Config.head_rows`` rows
-(`fnn.layers.time.time_affine_softmax_with_loss`): the same numbers, 1.7-1.9x faster LM steps on
-one CPU core at the book's sizes; ``head_rows=None`` runs the two layers as the book does.
+`network` lists the layers below the output head and `fnn.models.runner` runs them: `apply`,
+`loss` and `manual_grad` share its forward pass, and the hand-written backward is the runner's
+backward below the head (DLFS2 §5.5.1, ``SimpleRnnlm.backward``). The head stays here, outside the
+runner: with weight tying its W is the embedding's W transposed (one parameter read by two layers
+in two shapes), and manual_grad's head is TimeAffine + TimeSoftmaxWithLoss fused and run over
+chunks of ``Config.head_rows`` rows (`fnn.layers.time.time_affine_softmax_with_loss`): the same
+numbers, 1.7-1.9x faster LM steps on one CPU core at the book's sizes; ``head_rows=None`` runs the
+two layers as the book does.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from fnn._checks import check_ndim
 from fnn.layers import recurrent as R
 from fnn.layers import time as TL
 from fnn.layers.core import NO_PARAMS
-from fnn.models._model import Model, Params
+from fnn.models import runner
+from fnn.models._model import Model, Params, check_positive_int
+from fnn.models.runner import Node
 
 
 class Config(NamedTuple):
@@ -67,8 +72,7 @@ def init(key: Array, vocab_size: int, wordvec_size: int, hidden_size: int, cfg: 
     Wx ~ N(0, 1/D), Wh ~ N(0, 1/H) (Xavier), affine W ~ N(0, 1/H); biases zero."""
     for name, v in (("vocab_size", vocab_size), ("wordvec_size", wordvec_size),
                     ("hidden_size", hidden_size)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"rnnlm.init: {name} is {v!r}, expected a positive integer")
+        check_positive_int("rnnlm.init", name, v)
     if cfg.tied and wordvec_size != hidden_size:
         raise ValueError(f"rnnlm.init: weight tying needs wordvec_size == hidden_size, got "
                          f"{wordvec_size} and {hidden_size}")
@@ -90,46 +94,44 @@ def _affine_params(params: Params, cfg: Config) -> Params:
     return {"W": W, "b": params["affine"]["b"]}
 
 
+def network(cfg: Config) -> tuple[Node, ...]:
+    """The layers below the output head, in order (DLFS2 §6.5.2, ``BetterRnnlm.__init__``):
+    TimeEmbedding [TimeDropout] (Time{RNN,LSTM,GRU} [TimeDropout]) x num_layers. A recurrent
+    layer's carry is the model state under its params key when `cfg.stateful`."""
+    drop = ([Node("TimeDropout", TL.time_dropout, options={"drop_rate": cfg.drop_rate}, rng=True,
+                  train=True)] if cfg.drop_rate > 0 else [])
+    nodes = [Node("TimeEmbedding", TL.time_embedding, "embed"), *drop]
+    for name in layer_names(cfg):
+        nodes += [Node(f"Time{cfg.family.upper()} {name}", R.time_layer(cfg.family), name,
+                       state=name if cfg.stateful else None, carry=True), *drop]
+    return tuple(nodes)
+
+
 def _forward(params: Params, state, xs: Array, cfg: Config, *, train: bool, key, head: bool = True):
     """Scores (N, T, V) (``head=False``: the last hidden states (N, T, H) before TimeAffine), the
-    new state and every layer's cache."""
+    new state, the runner's caches below the head and TimeAffine's cache (None without head)."""
     check_ndim("rnnlm", "xs", xs, 2, "(N, T) word ids")
     if xs.shape[1] == 0:
         raise ValueError(f"rnnlm: xs has shape {tuple(xs.shape)}, expected a sequence length T >= 1")
-    drop = cfg.drop_rate > 0
-    if drop and train and key is None:
-        raise ValueError("rnnlm: key is None, expected a jax.random key (dropout, train=True)")
-    keys = jax.random.split(key, cfg.num_layers + 1) if drop and train else [None] * (
-        cfg.num_layers + 1)
-    dkw = {"drop_rate": cfg.drop_rate, "train": train}
-    caches = {}
-    x, caches["embed"] = TL.time_embedding.forward(params["embed"], xs)
-    if drop:
-        x, caches["drop0"] = TL.time_dropout.forward(NO_PARAMS, x, key=keys[0], **dkw)
-    layer = R.time_layer(cfg.family)
-    new_state = {}
-    for i, name in enumerate(layer_names(cfg)):
-        s0 = state.get(name) if cfg.stateful else None
-        (x, last), caches[name] = layer.forward(params[name], x, s0)
-        new_state[name] = last
-        if drop:
-            x, caches[f"drop{i + 1}"] = TL.time_dropout.forward(NO_PARAMS, x, key=keys[i + 1], **dkw)
+    x, caches, new_state = runner.forward(network(cfg), params, xs, state=state, train=train, key=key,
+                                          name="rnnlm")
+    head_cache = None
     if head:
-        x, caches["affine"] = TL.time_affine.forward(_affine_params(params, cfg), x)
-    return x, (new_state if cfg.stateful else state), caches
+        x, head_cache = TL.time_affine.forward(_affine_params(params, cfg), x)
+    return x, (new_state if cfg.stateful else state), caches, head_cache
 
 
 def apply(params: Params, state, xs: Array, cfg: Config = DEFAULT, *, train: bool = False,
           key: Array | None = None):
     """``(scores (N, T, V), state)`` for word ids xs (N, T) (DLFS2 §6.4, ``Rnnlm.predict``)."""
-    scores, state, _ = _forward(params, state, xs, cfg, train=train, key=key)
+    scores, state, _, _ = _forward(params, state, xs, cfg, train=train, key=key)
     return scores, state
 
 
 def loss(params: Params, state, xs: Array, ts: Array, cfg: Config = DEFAULT, *,
          key: Array | None = None, ignore_label: int | None = TL.IGNORE_LABEL):
     """``(mean cross-entropy per word, state)``, training mode; ts (N, T) (DLFS2 §5.5.1 forward)."""
-    scores, state, _ = _forward(params, state, xs, cfg, train=True, key=key)
+    scores, state, _, _ = _forward(params, state, xs, cfg, train=True, key=key)
     value, _ = TL.time_softmax_with_loss.forward(NO_PARAMS, scores, ts, ignore_label=ignore_label)
     return value, state
 
@@ -144,31 +146,20 @@ def manual_grad(params: Params, state, xs: Array, ts: Array, cfg: Config = DEFAU
     affine dW transposed (the book's ``remove_duplicate``)."""
     aff = _affine_params(params, cfg)
     if cfg.head_rows is None:
-        scores, state, caches = _forward(params, state, xs, cfg, train=True, key=key)
+        scores, state, caches, aff_cache = _forward(params, state, xs, cfg, train=True, key=key)
         value, loss_cache = TL.time_softmax_with_loss.forward(NO_PARAMS, scores, ts,
                                                               ignore_label=ignore_label)
         _, dout = TL.time_softmax_with_loss.backward(NO_PARAMS, loss_cache, 1.0)
-        g_aff, dout = TL.time_affine.backward(aff, caches["affine"], dout)
+        g_aff, dout = TL.time_affine.backward(aff, aff_cache, dout)
     else:
-        hs, state, caches = _forward(params, state, xs, cfg, train=True, key=key, head=False)
+        hs, state, caches, _ = _forward(params, state, xs, cfg, train=True, key=key, head=False)
         value, head_cache = TL.time_affine_softmax_with_loss.forward(
             aff, hs, ts, ignore_label=ignore_label, rows=cfg.head_rows)
         g_aff, dout = TL.time_affine_softmax_with_loss.backward(aff, head_cache, 1.0)
-    grads = {}
+    grads, _, _ = runner.backward(network(cfg), params, caches, dout)
     grads["affine"] = {"b": g_aff["b"]} if cfg.tied else g_aff
-    drop = cfg.drop_rate > 0
-    layer = R.time_layer(cfg.family)
-    names = layer_names(cfg)
-    for i in range(len(names) - 1, -1, -1):
-        if drop:
-            _, dout = TL.time_dropout.backward(NO_PARAMS, caches[f"drop{i + 1}"], dout)
-        grads[names[i]], (dout, _) = layer.backward(params[names[i]], caches[names[i]], dout)
-    if drop:
-        _, dout = TL.time_dropout.backward(NO_PARAMS, caches["drop0"], dout)
-    g_emb, _ = TL.time_embedding.backward(params["embed"], caches["embed"], dout)
     if cfg.tied:
-        g_emb = {"W": g_emb["W"] + g_aff["W"].T}
-    grads["embed"] = g_emb
+        grads["embed"] = {"W": grads["embed"]["W"] + g_aff["W"].T}
     return value, {k: grads[k] for k in params}, state
 
 
@@ -180,8 +171,7 @@ def model(vocab_size: int = 10000, wordvec_size: int = 100, hidden_size: int = 1
                          f"{sorted(R.FAMILIES)}")
     if not 0.0 <= cfg.drop_rate < 1.0:
         raise ValueError(f"rnnlm.model: drop_rate is {cfg.drop_rate!r}, expected a value in [0, 1)")
-    if not isinstance(cfg.num_layers, int) or cfg.num_layers < 1:
-        raise ValueError(f"rnnlm.model: num_layers is {cfg.num_layers!r}, expected an integer >= 1")
+    check_positive_int("rnnlm.model", "num_layers", cfg.num_layers)
     if cfg.head_rows is not None and (not isinstance(cfg.head_rows, int) or cfg.head_rows < 1):
         raise ValueError(f"rnnlm.model: head_rows is {cfg.head_rows!r}, expected a positive integer "
                          f"or None")

@@ -5,8 +5,9 @@ classified by an Affine layer (DLFS2 ch6's gated RNNs applied as in the seeds' d
 
 An image batch (N, 1, Hh, Ww) or flattened (N, Hh*Ww) with ``rows=Hh`` is read as T = Hh steps of
 D = Ww pixels. Parameters: ``{"rnn"/"lstm"/"gru": {"Wx", "Wh", "b"}, "affine": {"W", "b"}}``.
-The model is stateless: every sequence starts from a zero state. `loss` and `manual_grad` share
-`_forward`; the hand-written gradient feeds dh only into the last step of the BPTT.
+The model is stateless: every sequence starts from a zero state. `network` lists the three layers
+and `fnn.models.runner` runs them: `loss` and `manual_grad` share its forward, and the runner's
+backward feeds dh only into the last step of the BPTT (`runner.last_step`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from jax import Array
 from fnn import init as initializers
 from fnn.layers import core as L
 from fnn.layers import recurrent as R
-from fnn.models._model import Model, Params
+from fnn.models import runner
+from fnn.models._model import Model, check_positive_int
+from fnn.models.runner import Node
 
 
 def _as_sequence(x: Array, rows: int) -> Array:
@@ -36,11 +39,11 @@ def _as_sequence(x: Array, rows: int) -> Array:
     return x
 
 
-def _forward(params: Params, x: Array, family: str, rows: int):
-    xs = _as_sequence(x, rows)
-    (hs, _), rnn_cache = R.time_layer(family).forward(params[family], xs)
-    scores, aff_cache = L.affine.forward(params["affine"], hs[:, -1])
-    return scores, (rnn_cache, aff_cache, hs.shape)
+def network(family: str) -> tuple[Node, ...]:
+    """Time{RNN,LSTM,GRU} from a zero state, its last hidden state, an Affine (DLFS2 §6.3, §7.3.1)."""
+    return (Node(f"Time{family.upper()}", R.time_layer(family), family, carry=True),
+            Node("last step", runner.last_step),
+            Node("Affine", L.affine, "affine"))
 
 
 def model(input_size: int, hidden_size: int, num_classes: int, *, family: str = "lstm",
@@ -50,6 +53,13 @@ def model(input_size: int, hidden_size: int, num_classes: int, *, family: str = 
     if family not in R.FAMILIES:
         raise ValueError(f"seqclf.model: family is {family!r}, expected one of {sorted(R.FAMILIES)}")
     rows = input_size if rows is None else rows
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                        ("num_classes", num_classes), ("rows", rows)):
+        check_positive_int("seqclf.model", name, value)
+    net = network(family)
+
+    def forward(params, x):
+        return runner.forward(net, params, _as_sequence(x, rows), name="seqclf")[:2]
 
     def init_(key):
         k1, k2 = jax.random.split(key)
@@ -58,19 +68,17 @@ def model(input_size: int, hidden_size: int, num_classes: int, *, family: str = 
                            "b": jnp.zeros((num_classes,), dtype)}}, {}
 
     def apply_(params, state, x, *, train=False, key=None):
-        return _forward(params, x, family, rows)[0], state
+        return forward(params, x)[0], state
 
     def loss_(params, state, x, t, *, key=None):
-        scores, _ = _forward(params, x, family, rows)
+        scores, _ = forward(params, x)
         return L.softmax_with_loss.forward(L.NO_PARAMS, scores, t)[0], state
 
     def manual_grad_(params, state, x, t, *, key=None):
-        scores, (rnn_cache, aff_cache, (N, T, H)) = _forward(params, x, family, rows)
+        scores, caches = forward(params, x)
         value, loss_cache = L.softmax_with_loss.forward(L.NO_PARAMS, scores, t)
         _, dscores = L.softmax_with_loss.backward(L.NO_PARAMS, loss_cache, 1.0)
-        g_aff, dh = L.affine.backward(params["affine"], aff_cache, dscores)
-        dhs = jnp.zeros((N, T, H), dh.dtype).at[:, -1].set(dh)  # only h_T reaches the loss
-        g_rnn, _ = R.time_layer(family).backward(params[family], rnn_cache, dhs)
-        return value, {family: g_rnn, "affine": g_aff}, state
+        grads, _, _ = runner.backward(net, params, caches, dscores)
+        return value, grads, state
 
     return Model(init_, apply_, loss_, manual_grad_, name=f"seqclf[{family},H={hidden_size}]")

@@ -5,7 +5,7 @@ over small composable pieces (:mod:`fnn.optim.transforms`), plus DLFS2's gradien
 (:mod:`fnn.optim.clip`). Each drops into any ``optax.chain``.
 """
 
-from fnn.optim.alias import adadelta, adagrad, adam, get, momentum, nesterov, rmsprop, sgd
+from fnn.optim.alias import adadelta, adagrad, adam, get, momentum, nesterov, rmsprop, set_learning_rate, sgd
 from fnn.optim.clip import clip_by_global_norm, global_norm
 from fnn.optim.transforms import (
     AdaDeltaState,
@@ -48,5 +48,6 @@ __all__ = [
     "scale_by_learning_rate",
     "scale_by_momentum",
     "scale_by_rmsprop",
+    "set_learning_rate",
     "sgd",
 ]

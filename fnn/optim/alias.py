@@ -25,25 +25,53 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 from fnn.optim import transforms as T
+from fnn.optim.clip import clip_by_global_norm
 
-__all__ = ["adadelta", "adagrad", "adam", "get", "momentum", "nesterov", "rmsprop", "sgd"]
+__all__ = ["adadelta", "adagrad", "adam", "get", "momentum", "nesterov", "rmsprop", "set_learning_rate", "sgd"]
 
 
-def sgd(learning_rate: Any = 0.01) -> optax.GradientTransformation:
-    """Stochastic gradient descent, DLFS1 §6.1.2 (the book's ``SGD``)::
+def sgd(learning_rate: Any = 0.01, max_grad: float | None = None) -> optax.GradientTransformation:
+    """Stochastic gradient descent, DLFS1 §6.1.2 (the book's ``SGD``), with DLFS2's clipping::
 
-        W <- W - lr * dW
+        dW <- clip_by_global_norm(dW, max_grad)    (DLFS2 §6.1.4, only when max_grad is given)
+        W  <- W - lr * dW
 
-    Equals ``optax.sgd(learning_rate)``, schedules included.
+    Without `max_grad` this equals ``optax.sgd(learning_rate)``, schedules included; with it, it is
+    DLFS2's language-model optimizer (``SGD`` after ``clip_grads``; `clip_by_global_norm` says how
+    the book's clipping differs from optax's).
+
+    The learning rate is a constant of the compiled step. To change it between epochs without
+    recompiling (DLFS2 §6.5.4 divides it by 4; `fnn.lm.fit_lm`'s ``lr_decay``), keep it in the
+    optimizer state with optax's ``inject_hyperparams`` and change it with `set_learning_rate`::
+
+        opt = optax.inject_hyperparams(fnn.optim.sgd)(learning_rate=20.0, max_grad=0.25)
 
     References:
       Robbins and Monro, "A stochastic approximation method", Ann. Math. Statist. 1951.
     """
     T.check_learning_rate("sgd", learning_rate)
-    return T.scale_by_learning_rate(learning_rate)
+    scale = T.scale_by_learning_rate(learning_rate)
+    return scale if max_grad is None else optax.chain(clip_by_global_norm(max_grad), scale)
+
+
+def set_learning_rate(opt_state: Any, learning_rate: float) -> Any:
+    """A copy of `opt_state` whose learning rate is `learning_rate` (DLFS2 §6.5.4's ``lr /= 4``).
+
+    `opt_state` is the state of an ``optax.inject_hyperparams`` optimizer with a ``learning_rate``
+    (``optax.inject_hyperparams(fnn.optim.sgd)(learning_rate=20.0)``, see `sgd`); the learning rate
+    keeps its dtype.
+    """
+    hp = getattr(opt_state, "hyperparams", None)
+    if not isinstance(hp, dict) or "learning_rate" not in hp:
+        raise ValueError(f"set_learning_rate: opt_state (a {type(opt_state).__name__}) has no "
+                         f"hyperparams['learning_rate'], expected the state of an optax.inject_hyperparams "
+                         f"optimizer (optax.inject_hyperparams(fnn.optim.sgd)(learning_rate=...))")
+    value = jnp.asarray(learning_rate, jnp.asarray(hp["learning_rate"]).dtype)
+    return opt_state._replace(hyperparams={**hp, "learning_rate": value})
 
 
 def momentum(learning_rate: Any = 0.01, momentum: float = 0.9) -> optax.GradientTransformation:
@@ -73,17 +101,18 @@ def momentum(learning_rate: Any = 0.01, momentum: float = 0.9) -> optax.Gradient
 def nesterov(learning_rate: Any = 0.01, momentum: float = 0.9) -> optax.GradientTransformation:
     """The book's ``Nesterov`` class (code only: ``common/optimizer.py``, beside DLFS1 §6.1.4)::
 
-        v <- momentum * v - lr * dW          (v starts at 0)
-        W <- W + momentum**2 * v - (1 + momentum) * lr * dW
+        W <- W + momentum**2 * v - (1 + momentum) * lr * dW      (v starts at 0)
+        v <- momentum * v - lr * dW
 
-    The name is misleading: this is *not* the Nesterov step of the paper the book cites.
-    That step (Bengio et al. 2013; Sutskever et al. 2013) uses the velocity from
-    *before* the update, ``W <- W + momentum**2 * v_old - (1 + momentum) * lr * dW``, and is
-    what ``optax.sgd(lr, momentum=momentum, nesterov=True)`` computes. The book applies that
-    line after updating ``v``, so it uses the new velocity; in terms of the old one,
-    ``W <- W + momentum**3 * v_old - (1 + momentum + momentum**2) * lr * dW``, a larger
-    step. We keep the book's rule. Measured against ``optax.sgd(0.02, momentum=0.9,
-    nesterov=True)``: 0.14 relative (for scale, plain :func:`momentum` is 0.35 away).
+    The step uses the velocity from *before* this update: the book's code since its fix of
+    January 2021 ("Fix Nesterov update function"; before it, ``v`` was updated first). This is
+    the Nesterov step of the paper the book cites (Bengio et al. 2013, eq. 7; Sutskever et al.
+    2013), and with a constant learning rate it equals
+    ``optax.sgd(lr, momentum=momentum, nesterov=True)``: measured against
+    ``optax.sgd(0.02, momentum=0.9, nesterov=True)``, 3.4e-16 relative (rounding; plain
+    :func:`momentum` is 0.24 away). Under a schedule each gradient enters ``v`` scaled by the
+    learning rate of its own step, as for :func:`momentum`; with
+    ``optax.exponential_decay(0.02, 20, 0.3)`` on both: 0.99 relative.
 
     References:
       Bengio, Boulanger-Lewandowski and Pascanu, "Advances in optimizing recurrent

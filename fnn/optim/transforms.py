@@ -153,8 +153,9 @@ class BookNesterovState(NamedTuple):
 
 
 def scale_by_book_nesterov(momentum: float = 0.9):
-    """The book's Nesterov step ``momentum**2 * v + (1 + momentum) * u``, ``u = -lr * dW``
-    (DLFS1 §6.1.4, the book's ``common/optimizer.py``).
+    """The book's Nesterov step ``momentum**2 * v + (1 + momentum) * u`` with the velocity ``v``
+    from *before* this step, then ``v <- momentum * v + u``; ``u = -lr * dW`` (DLFS1 §6.1.4, the
+    book's ``common/optimizer.py``).
 
     Goes *after* :func:`scale_by_learning_rate` (see :func:`fnn.optim.nesterov`).
     """
@@ -165,13 +166,14 @@ def scale_by_book_nesterov(momentum: float = 0.9):
 
     def update(updates, state, params=None):
         del params
-        v = jax.tree.map(lambda v, u: _cast(momentum, u) * v + u, state.v, updates)
 
-        def step(v, u):
+        def step(v, u):  # the old v, as the book's code since its January 2021 fix
             m = _cast(momentum, u)
             return m * m * v + (1 + m) * u
 
-        return jax.tree.map(step, v, updates), BookNesterovState(v=v)
+        steps = jax.tree.map(step, state.v, updates)
+        v = jax.tree.map(lambda v, u: _cast(momentum, u) * v + u, state.v, updates)
+        return steps, BookNesterovState(v=v)
 
     return optax.GradientTransformation(init, update)
 

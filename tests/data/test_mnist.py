@@ -76,7 +76,7 @@ def test_downloads_into_user_cache_then_finds_it_offline(tmp_path, mirror):
     _small(mirrors=[url], checksums=sums)
     cache = tmp_path / "xdg" / "fnn" / "mnist"
     assert sorted(p.name for p in cache.iterdir()) == sorted(FILES)
-    (x, _), _ = _small(download=False)
+    (x, _), _ = _small(download=False, checksums=sums)  # files on disk are checked against them too
     assert x.shape == (20, 784)
 
 
@@ -142,8 +142,8 @@ def test_finds_fnn_data_dir_and_needs_all_four(tmp_path, monkeypatch):
 
     monkeypatch.setitem(mnist._DEBIAN_DIRS, "fashion-mnist", tmp_path / "debian")
     monkeypatch.setenv("FNN_DATA_DIR", str(tmp_path / "shared"))
-    _generate(tmp_path / "shared" / "fashion-mnist", seed=1)
-    (x, _), _ = _small(kind="fashion-mnist", download=False)
+    _, sums = _generate(tmp_path / "shared" / "fashion-mnist", seed=1)
+    (x, _), _ = _small(kind="fashion-mnist", download=False, checksums=sums)
     assert x.shape == (20, 784)
     (tmp_path / "shared" / "fashion-mnist" / FILES[3]).unlink()
     with pytest.raises(DataNotFoundError):
@@ -153,14 +153,14 @@ def test_finds_fnn_data_dir_and_needs_all_four(tmp_path, monkeypatch):
 def test_book_conventions(tmp_path):
     arrays, _ = _generate(tmp_path / "d")
     (x, t), (x_test, t_test) = _small(
-        data_dir=tmp_path / "d", normalize=False, flatten=False, one_hot_label=True
+        data_dir=tmp_path / "d", normalize=False, flatten=False, one_hot_label=True, verify=False
     )
     assert x.dtype == np.uint8 and x.shape == (20, 1, 28, 28)
     np.testing.assert_array_equal(x[:, 0], arrays[0])
     assert t.dtype == np.float32 and t.shape == (20, 10) and t_test.shape == (10, 10)
     np.testing.assert_array_equal(t.sum(axis=1), 1.0)
     np.testing.assert_array_equal(t.argmax(axis=1), arrays[1])
-    (x, _), _ = _small(data_dir=tmp_path / "d")
+    (x, _), _ = _small(data_dir=tmp_path / "d", verify=False)
     assert x.min() >= 0.0 and x.max() <= 1.0
 
 
@@ -168,7 +168,7 @@ def test_parsed_once_and_callers_cannot_corrupt_the_cache(tmp_path, monkeypatch)
     import fnn.data.mnist as mnist
 
     _generate(tmp_path / "d")
-    (x, t), _ = _small(data_dir=tmp_path / "d", normalize=False)
+    (x, t), _ = _small(data_dir=tmp_path / "d", normalize=False, verify=False)
     x[:] = 0
     t[:] = 0
 
@@ -176,15 +176,15 @@ def test_parsed_once_and_callers_cannot_corrupt_the_cache(tmp_path, monkeypatch)
         raise AssertionError(f"re-read {path}")
 
     monkeypatch.setattr(mnist, "read_idx", fail)
-    (x2, t2), _ = _small(data_dir=tmp_path / "d", normalize=False)
+    (x2, t2), _ = _small(data_dir=tmp_path / "d", normalize=False, verify=False)
     assert x2.any() and t2.any()
 
 
 def test_wrong_counts_rejected(tmp_path):
     _generate(tmp_path / "d")
     with pytest.raises(ValueError, match="train has 20 images, expected 60000"):
-        load_mnist(data_dir=tmp_path / "d", download=False)
-    (x, _), (x_test, _) = load_mnist(data_dir=tmp_path / "d", expected_counts=None)
+        load_mnist(data_dir=tmp_path / "d", download=False, verify=False)
+    (x, _), (x_test, _) = load_mnist(data_dir=tmp_path / "d", expected_counts=None, verify=False)
     assert (x.shape[0], x_test.shape[0]) == COUNTS
 
 
@@ -193,13 +193,13 @@ def test_label_and_shape_validation(tmp_path):
     _generate(d)
     write_idx(d / FILES[3], np.full(10, 10, np.uint8))
     with pytest.raises(ValueError, match=re.escape(FILES[3]) + ": labels must be in 0..9; found"):
-        _small(data_dir=d)
+        _small(data_dir=d, verify=False)
     write_idx(d / FILES[3], np.zeros(9, np.uint8))
     with pytest.raises(ValueError, match="test has 9 labels .* but 10 images"):
-        _small(data_dir=d)
+        _small(data_dir=d, verify=False)
     write_idx(d / FILES[2], np.zeros((10, 27, 28), np.uint8))
     with pytest.raises(ValueError, match=r"images are uint8 \(10, 27, 28\), expected uint8"):
-        _small(data_dir=d)
+        _small(data_dir=d, verify=False)
 
 
 def test_unknown_kind():
@@ -209,7 +209,7 @@ def test_unknown_kind():
 
 def test_load_by_name(tmp_path):
     _generate(tmp_path / "d")
-    (x, _), _ = load("mnist", data_dir=tmp_path / "d", expected_counts=None, flatten=False)
+    (x, _), _ = load("mnist", data_dir=tmp_path / "d", expected_counts=None, flatten=False, verify=False)
     assert x.shape == (20, 1, 28, 28)
     with pytest.raises(ValueError, match="digits, digits28, mnist, fashion-mnist; got 'cifar'"):
         load("cifar")

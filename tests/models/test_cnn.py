@@ -8,7 +8,7 @@ import pytest
 
 from fnn.gradient import gradient_check, max_error
 from fnn.models import cnn
-from fnn.train import init_train_state, make_evaluate, make_step
+from fnn.step import init_train_state, make_evaluate, make_step
 
 # small versions of the three networks, float64, for the gradient checks
 SMALL = {
@@ -168,3 +168,44 @@ def test_book_weights_reproduce_the_books_accuracy(data_dir, name, accuracy, con
     m, params = cnn.book_pretrained(name, conv=conv, dtype=jnp.float32, download=False)
     result = make_evaluate(m, batch_size=500)(params, {}, jnp.asarray(x), jnp.asarray(t))
     assert round(float(result["accuracy"]) * len(t)) == round(accuracy * len(t))
+
+
+def test_specs_are_numbered_in_order_and_checked_when_built():
+    """Conv/Affine params are W1, b1, W2, ... in order, without hand-written indices;
+    a missing Flatten, a Conv after it or a window too large is refused, naming the layer."""
+    layers = (cnn.Conv(3, 3, pad=1), cnn.Act(), cnn.Pool(2, 2), cnn.Conv(4, 3), cnn.Act(), cnn.Flatten(),
+              cnn.Affine(5), cnn.Act("tanh"), cnn.Dropout(0.2), cnn.Affine(2))
+    assert cnn.param_names(layers) == [("W1", "b1"), None, None, ("W2", "b2"), None, None,
+                                       ("W3", "b3"), None, None, ("W4", "b4")]
+    m = cnn.model(layers, (2, 8, 8), dtype=jnp.float64)
+    params, state = jax.eval_shape(m.init, jax.random.key(0))
+    assert {k: v.shape for k, v in params.items()} == {
+        "W1": (3, 2, 3, 3), "b1": (3,), "W2": (4, 3, 3, 3), "b2": (4,), "W3": (4 * 2 * 2, 5), "b3": (5,),
+        "W4": (5, 2), "b4": (2,)}
+    with pytest.raises(ValueError, match=r"cnn.model: layer 4 \(Affine\(size=5\)\) gets images \(3, 4, 4\), "
+                                         r"expected features: put Flatten\(\) before it"):
+        cnn.model(layers[:3] + (cnn.Affine(5),), (2, 8, 8))
+    with pytest.raises(ValueError, match=r"layer 3 \(Conv\(filter_num=4, .*\)\) follows a Flatten"):
+        cnn.model((cnn.Flatten(), cnn.Affine(5), cnn.Conv(4, 3)), (2, 8, 8))
+    with pytest.raises(ValueError, match=r"cnn.model: layer 4 \(Conv\(filter_num=4, filter_size=5, stride=1, "
+                                         r"pad=0\)\): window height is 5, larger than the padded input"):
+        cnn.model(layers[:3] + (cnn.Conv(4, 5),), (2, 8, 8))
+    with pytest.raises(ValueError, match=r"layer 1 \(Conv\(filter_num=0, .*\)\): filter_num is 0, expected a "
+                                         r"positive integer"):
+        cnn.model((cnn.Conv(0, 3),), (2, 8, 8))
+    with pytest.raises(TypeError, match=r"cnn.model: layer 2 \(\('affine', 5\)\) is not a layer spec, "
+                                        r"expected one of Conv, Pool, Act, Flatten, Affine, Dropout"):
+        cnn.model((cnn.Flatten(), ("affine", 5)), (2, 8, 8))
+    with pytest.raises(ValueError, match=r"activation is 'gelu'"):
+        cnn.model((cnn.Flatten(), cnn.Act("gelu")), (2, 8, 8))
+
+
+def test_shape_errors_at_run_time_name_the_layer():
+    m = cnn.simple_convnet((1, 8, 8), {"filter_num": 2, "filter_size": 3}, hidden_size=4)
+    params, state = m.init(jax.random.key(0))
+    params["W2"] = jnp.zeros((17, 4))
+    x, t = batch((1, 8, 8), 10)
+    for run in (lambda: m.apply(params, state, x), lambda: m.manual_grad(params, state, x, t)):
+        with pytest.raises(ValueError, match=r"simple_convnet layer 5 \(Affine W2\): affine.forward: x has "
+                                             r"18 features per sample \(shape \(3, 18\)\), expected 17"):
+            run()

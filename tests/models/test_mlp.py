@@ -201,3 +201,45 @@ def test_traced_weight_init_and_weight_decay_under_vmap():
         m = mlp.model(6, [4], 3, weight_init=float(stds[i]), weight_decay=float(wds[i]), dtype=jnp.float64)
         params, state = m.init(jax.random.key(0))
         np.testing.assert_allclose(batched[i], m.loss(params, state, x, t)[0], rtol=1e-13)
+
+
+def test_hidden_sizes_may_be_one_int():
+    """``mlp.model(784, 50, 10)`` is the TwoLayerNet shape, as ``two_layer_net(784, 50, 10)``."""
+    m = mlp.model(784, 50, 10)
+    assert m.name == mlp.model(784, [50], 10).name == "mlp[784-50-10,relu]"
+    params, state = jax.eval_shape(m.init, jax.random.key(0))
+    assert {k: v.shape for k, v in params.items()} == {"W1": (784, 50), "b1": (50,), "W2": (50, 10), "b2": (10,)}
+    assert set(mlp.init_state(4, use_batchnorm=True)) == {"running_mean1", "running_var1"}
+    with pytest.raises(TypeError, match=r"mlp.model: hidden_sizes is '50', expected an int or a list of ints"):
+        mlp.model(784, "50", 10)
+    with pytest.raises(ValueError, match=r"mlp.model: hidden_sizes\[0\] is 0, expected a positive integer"):
+        mlp.model(784, 0, 10)
+
+
+def test_network_has_the_books_layer_names():
+    """The book's OrderedDict of MultiLayerNetExtend (DLFS1 §6.3.2), as runner nodes."""
+    net = mlp.network(3, "relu", use_batchnorm=True, drop_rate=0.5)
+    assert [node.name for node in net] == [
+        "Affine1", "BatchNorm1", "Activation_function1", "Dropout1",
+        "Affine2", "BatchNorm2", "Activation_function2", "Dropout2", "Affine3"]
+    assert [node.name for node in mlp.network(2)] == ["Affine1", "Activation_function1", "Affine2"]
+
+
+def test_a_shape_error_names_the_layer():
+    params = mlp.init(jax.random.key(0), 4, [3, 5], 2)
+    params["W2"] = jnp.zeros((6, 5))
+    with pytest.raises(ValueError, match=r"mlp layer 3 \(Affine2\): affine.forward: x has 3 features"):
+        mlp.apply(params, jnp.zeros((2, 4)))
+
+
+def test_model_docstring_explains_the_contract():
+    import pydoc
+
+    import fnn
+
+    assert fnn.models.Model is mlp.Model
+    text = pydoc.render_doc(fnn.models.Model, renderer=pydoc.plaintext)
+    for part in ("init(key)", "-> (params, state)", "apply(params, state, x, *, train=False, key=None)",
+                 "manual_grad(params, state, x, t, *, key=None)", "jax.grad", "class Model"):
+        assert part in text, part
+    assert "module docstring" not in fnn.models.Model.__doc__

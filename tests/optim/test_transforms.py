@@ -128,6 +128,27 @@ class BookMomentum:
 
 
 class BookNesterov:
+    """The book's Nesterov.update as it is since its January 2021 fix ("Fix Nesterov update
+    function"): the step uses the velocity from *before* the update, then v is updated."""
+
+    def __init__(self, momentum):
+        self.momentum, self.v = momentum, None
+
+    def update(self, params, grads, lr):
+        if self.v is None:
+            self.v = [np.zeros_like(W) for W in params]
+        m = self.momentum
+        for W, dW, v in zip(params, grads, self.v, strict=True):
+            W += m * m * v
+            W -= (1 + m) * lr * dW
+            v *= m
+            v -= lr * dW
+
+
+class PreFixBookNesterov:
+    """The book's Nesterov.update before its January 2021 fix: v first, then the step with the
+    *new* v (what fnn computed before it followed the fix)."""
+
     def __init__(self, momentum):
         self.momentum, self.v = momentum, None
 
@@ -138,23 +159,8 @@ class BookNesterov:
         for W, dW, v in zip(params, grads, self.v, strict=True):
             v *= m
             v -= lr * dW
-            W += m * m * v  # the *new* v: see fnn.optim.nesterov
+            W += m * m * v
             W -= (1 + m) * lr * dW
-
-
-class PaperNesterov:
-    """Bengio et al. 2013: the same step with the velocity from before the update."""
-
-    def __init__(self, momentum):
-        self.momentum, self.v = momentum, None
-
-    def update(self, params, grads, lr):
-        if self.v is None:
-            self.v = [np.zeros_like(W) for W in params]
-        m = self.momentum
-        for W, dW, v in zip(params, grads, self.v, strict=True):
-            W += m * m * v - (1 + m) * lr * dW
-            v[...] = m * v - lr * dW
 
 
 class BookAdaGrad:
@@ -292,11 +298,14 @@ def test_schedule_equals_book_transcription_with_lr_set_each_step(name):
     assert max_rel_err(ours, constant) > 1e-3  # the schedule mattered
 
 
-def test_paper_nesterov_transcription_equals_optax():
-    """Backs the claim in fnn.optim.nesterov: optax's nesterov=True is Bengio et al.'s step."""
+def test_book_nesterov_transcription_equals_optax():
+    """Backs fnn.optim.nesterov: the book's current rule is optax's nesterov=True, and the
+    pre-fix rule is another optimizer (far away after 100 steps)."""
     ours = trajectory(optax.sgd(0.02, momentum=0.9, nesterov=True))
-    ref = np_trajectory(PaperNesterov(0.9), lambda k: 0.02)
-    assert max_rel_err(ours, ref) < 1e-12
+    ref = np_trajectory(BookNesterov(0.9), lambda k: 0.02)
+    assert max_rel_err(ours, ref) < 1e-13
+    pre_fix = np_trajectory(PreFixBookNesterov(0.9), lambda k: 0.02)
+    assert max_rel_err(pre_fix, ref) > 0.1
 
 
 @pytest.mark.parametrize("total_norm_target", [0.5, 3.0, 40.0])

@@ -1,0 +1,230 @@
+"""The training step, an epoch of steps, and evaluation: pure functions, the same for every model.
+
+The book's training loop (DLFS1 §4.5.2, ``train_neuralnet.py``; ``common/trainer.py``) made pure:
+
+    step(ts, (x, t), key) -> (ts, {"loss", "finite", "finite_grads"})
+
+`ts` is a `TrainState` (params, model state, optimizer state). The gradient comes from
+``grad="autodiff"`` (``jax.value_and_grad`` of ``model.loss``) or ``grad="manual"`` (the book's
+backprop, ``model.manual_grad``); the optimizer is any optax ``GradientTransformation``.
+
+* `make_step` — one step, not jitted: jit it, scan it or vmap it.
+* `make_epoch` — shuffle the training set, then one `lax.scan` of the step over its mini-batches,
+  in a single jitted call with the train state's buffers donated: no Python loop and no host round
+  trip per step. The mini-batches of an epoch are drawn without replacement and the last
+  ``N % batch_size`` samples of the shuffled order wait for the next epoch (the book draws each
+  batch independently with ``np.random.choice``; an epoch here sees every sample at most once).
+* `make_steps` — the same scan over mini-batches given in order (a language model's consecutive
+  BPTT batches, whose recurrent state flows from one to the next through ``ts.state``).
+* `make_evaluate` — loss and accuracy over a whole data set, in batches, under one `lax.scan`.
+
+NaN/inf guard: a step whose loss, gradient or new parameters are not finite is not applied (a
+`jnp.where` per leaf inside the compiled step); the flags come back with the step's metrics, and
+once a step of a scan is refused the rest of the scan leaves `ts` as it was. `fnn.train.fit` turns
+the flags into an error.
+
+With a `mesh` (`fnn.parallel`), each mini-batch is split over the mesh's ``"batch"`` axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import Array
+from jax.sharding import Mesh
+
+from fnn import functions as F
+from fnn import parallel
+from fnn.models._model import Model, Params, State
+
+# The gradient paths: ``jax.grad`` of the model's loss, or the model's hand-written backprop.
+GRADS = ("autodiff", "manual")
+
+
+class TrainState(NamedTuple):
+    """Everything a training run carries from step to step."""
+
+    params: Params      # the model's trainable pytree
+    state: State        # the model's non-trained state ({} for most models; an LM's recurrent carry)
+    opt_state: Any      # the optimizer's state
+
+
+def init_train_state(model: Model, optimizer: optax.GradientTransformation, key: Array) -> TrainState:
+    """Initialise a model's parameters and state, and the optimizer's state for them."""
+    params, state = model.init(key)
+    return TrainState(params, state, optimizer.init(params))
+
+
+def loss_and_grads(model: Model, grad: str = "autodiff") -> Callable[..., tuple[Array, Params, State]]:
+    """``f(params, state, x, t, *, key) -> (loss, grads, new_state)`` by the chosen gradient path.
+
+    ``"manual"`` is the model's hand-written backprop (DLFS1 §5.7.2); ``"autodiff"`` is
+    ``jax.value_and_grad`` of its loss (the loss's second output, the model's new state, rides along).
+    """
+    if grad == "manual":
+        return model.manual_grad
+    if grad != "autodiff":
+        raise ValueError(f"loss_and_grads: grad is {grad!r}, expected one of {GRADS}")
+    vg = jax.value_and_grad(model.loss, has_aux=True)
+
+    def autodiff(params, state, x, t, *, key=None):
+        (loss, new_state), grads = vg(params, state, x, t, key=key)
+        return loss, grads, new_state
+
+    return autodiff
+
+
+def make_step(model: Model, optimizer: optax.GradientTransformation, *, grad: str = "autodiff"):
+    """The training step ``step(ts, (x, t), key) -> (ts, metrics)``: gradient, then optimizer update.
+
+    Pure and not jitted: jit it, scan it (`make_epoch`) or vmap it as you need.
+
+    NaN/inf guard: when the loss, a gradient or a new parameter is not finite (a NaN learning
+    rate, an overflowing update), the step hands back `ts` unchanged (params, model state and
+    optimizer state), so nothing is overwritten with NaN. ``metrics`` says what happened, without
+    a host round trip: ``loss``, ``finite`` (a bool, False when the update was refused) and
+    ``finite_grads`` (one bool per leaf of ``ts.params``, in tree order). The update is computed,
+    then kept or dropped by one `jnp.where` per leaf: no `lax.cond`, no host sync.
+    """
+    guarded = _guarded_step(model, optimizer, grad)
+
+    def step(ts: TrainState, batch: tuple[Array, Array], key: Array):
+        return guarded(ts, batch, key, jnp.zeros((), bool))
+
+    return step
+
+
+def _guarded_step(model: Model, optimizer: optax.GradientTransformation, grad: str):
+    """``step(ts, batch, key, halted)``: `make_step`'s step, which also refuses when `halted`."""
+    gradient = loss_and_grads(model, grad)
+
+    def step(ts: TrainState, batch: tuple[Array, Array], key: Array, halted: Array):
+        x, t = batch
+        loss, grads, state = gradient(ts.params, ts.state, x, t, key=key)
+        updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
+        new = TrainState(optax.apply_updates(ts.params, updates), state, opt_state)
+        finite_grads = _all_finite(grads)
+        ok = jnp.isfinite(loss) & jnp.all(finite_grads) & jnp.all(_all_finite(new.params))
+        keep = ok & ~halted  # refused: every leaf of ts (params, state, opt_state) as it was
+        new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, ts)
+        return new, {"loss": loss, "finite": ok, "finite_grads": finite_grads}
+
+    return step
+
+
+def _all_finite(tree) -> Array:
+    """One bool per leaf of `tree` (tree order): are all of its elements finite?  (L,)"""
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        return jnp.ones((0,), bool)
+    return jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])
+
+
+def _scan_steps(step, ts: TrainState, inputs, keys: Array, batch_of: Callable):
+    """Scan the guarded `step` over `inputs` (one row a step) with one key a step.
+
+    ``batch_of(row)`` makes the step's ``(x, t)`` from a row of `inputs`. After the first refused
+    (non-finite) step every later step is refused too, so `ts` is the state before it.
+    """
+    def body(carry, row):
+        ts, halted = carry
+        inputs_i, key = row
+        new, metrics = step(ts, batch_of(inputs_i), key, halted)
+        return (new, halted | ~metrics["finite"]), metrics
+
+    (ts, _), metrics = jax.lax.scan(body, (ts, jnp.zeros((), bool)), (inputs, keys))
+    return ts, metrics
+
+
+def _jit_donating(fn, mesh: Mesh | None):
+    """`jax.jit` with the train state (argument 0) donated; replicated outputs on a mesh."""
+    if mesh is None:
+        return jax.jit(fn, donate_argnums=0)
+    return jax.jit(fn, donate_argnums=0, out_shardings=parallel.replicated(mesh))
+
+
+def make_epoch(model: Model, optimizer: optax.GradientTransformation, *, batch_size: int,
+               grad: str = "autodiff", num_batches: int | None = None, mesh: Mesh | None = None):
+    """A jitted ``epoch(ts, x, t, key) -> (ts, metrics)`` over the whole training set (x, t).
+
+    Shuffles with `key`, then scans `step` over ``num_batches`` (default ``N // batch_size``)
+    mini-batches; every entry of ``metrics`` has one row a step (see `make_step`). `ts` is donated.
+    Once a step is refused as non-finite, the rest of the epoch leaves `ts` as it was: the
+    returned state is the one before the first failing step.
+
+    With a `mesh` (`fnn.parallel`), each mini-batch is split over its ``"batch"`` axis and `ts`
+    comes back replicated; pass `ts`, `x` and `t` replicated on the mesh (`parallel.replicate`).
+    """
+    step = _guarded_step(model, optimizer, grad)
+
+    def epoch(ts: TrainState, x: Array, t: Array, key: Array):
+        N = x.shape[0]
+        nb = N // batch_size if num_batches is None else num_batches
+        perm_key, step_key = jax.random.split(key)
+        order = jax.random.permutation(perm_key, N)[: nb * batch_size]
+        batches = order.reshape(nb, batch_size)  # (nb, B) sample indices
+        return _scan_steps(step, ts, batches, jax.random.split(step_key, nb),
+                           lambda idx: parallel.shard_batch((x[idx], t[idx]), mesh))  # as is without mesh
+
+    return _jit_donating(epoch, mesh)
+
+
+def make_steps(model: Model, optimizer: optax.GradientTransformation, *, grad: str = "autodiff",
+               mesh: Mesh | None = None):
+    """A jitted ``run(ts, xs, ts_, key) -> (ts, metrics)``: the step over mini-batches in order.
+
+    ``xs[i], ts_[i]`` is step i's mini-batch (xs (nb, B, ...)); the model state (an LM's recurrent
+    carry) flows from step to step; step i's key is ``jax.random.split(key, nb)[i]``. Everything
+    else is `make_epoch`'s: one `lax.scan`, `ts` donated, the NaN guard, the metrics.
+    """
+    step = _guarded_step(model, optimizer, grad)
+
+    def run(ts: TrainState, xs: Array, ys: Array, key: Array):
+        return _scan_steps(step, ts, (xs, ys), jax.random.split(key, xs.shape[0]),
+                           lambda batch: parallel.shard_batch(batch, mesh))
+
+    return _jit_donating(run, mesh)
+
+
+def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = None):
+    """A jitted ``evaluate(params, state, x, t) -> {"loss", "accuracy"}`` over a whole data set.
+
+    Runs `model.apply` (eval mode) in batches of `batch_size` under one `lax.scan`; the last batch
+    is padded and the padding masked out. Scores (N, ..., C) with labels (N, ...) or one-hot: the
+    loss and accuracy average over every position. With a `mesh` (`fnn.parallel`), each batch is
+    split over its ``"batch"`` axis (the batch grows to a multiple of the devices, padded).
+    """
+    def evaluate(params: Params, state: State, x: Array, t: Array) -> dict[str, Array]:
+        N = x.shape[0]
+        B = min(batch_size, N)
+        if mesh is not None:
+            B = -(-B // parallel.num_shards(mesh)) * parallel.num_shards(mesh)
+        nb = math.ceil(N / B)
+        pad = nb * B - N
+        xb = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(nb, B, *x.shape[1:])
+        tb = jnp.pad(t, [(0, pad)] + [(0, 0)] * (t.ndim - 1)).reshape(nb, B, *t.shape[1:])
+        mask = (jnp.arange(nb * B) < N).reshape(nb, B)
+
+        def body(totals, inputs):
+            xi, ti, mi = parallel.shard_batch(inputs, mesh)
+            scores, _ = model.apply(params, state, xi, train=False)
+            logp = F.log_softmax(scores.astype(jnp.float32) if scores.dtype.itemsize < 4 else scores)
+            one_hot = ti.shape == scores.shape
+            nll = -jnp.sum(ti * logp, -1) if one_hot else -jnp.take_along_axis(
+                logp, ti[..., None], axis=-1)[..., 0]
+            labels = jnp.argmax(ti, -1) if one_hot else ti
+            correct = (jnp.argmax(scores, -1) == labels).astype(logp.dtype)
+            per_sample = nll.reshape(B, -1).mean(1), correct.reshape(B, -1).mean(1)
+            return (totals[0] + jnp.sum(per_sample[0] * mi),
+                    totals[1] + jnp.sum(per_sample[1] * mi)), None
+
+        zero = jnp.zeros((), jnp.result_type(x.dtype, jnp.float32))
+        (loss_sum, correct_sum), _ = jax.lax.scan(body, (zero, zero), (xb, tb, mask))
+        return {"loss": loss_sum / N, "accuracy": correct_sum / N}
+
+    return jax.jit(evaluate)
