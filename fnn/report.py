@@ -176,8 +176,9 @@ def _table(rows: list[dict], columns: list[tuple[str, str]], cls: str = "") -> s
 
 
 def cited(description: str) -> dict | None:
-    """The book's sections and figures an experiment's one-line description cites ("(DLFS1 §6.3.2,
-    Fig. 6-19)"), as a ``book_ref`` for a result.json that records none; None when it cites none."""
+    """The book's sections and figures an experiment's one-line description cites (book, section sign,
+    section number; "Fig." and its number), as a ``book_ref`` for a result.json that records none;
+    None when it cites none. Not a formula of the books: the index of sections must not list it."""
     sections = re.findall(r"DLFS[12] §\d+(?:\.\d+)*(?:[–-]\d+(?:\.\d+)*)?", description)
     if not sections:
         return None
