@@ -109,12 +109,13 @@ def _figure(metrics: dict, ids, lang, id_to_word):
     if lang is None:  # full mode: the test perplexities
         fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
         names = list(metrics)
-        bars = ax.barh([n.replace(" test_perplexity", "") for n in names], [metrics[n] for n in names])
+        bars = ax.barh([n.replace(" test_perplexity", "") for n in names], [metrics[n] for n in names],
+                       height=0.5)
         ax.bar_label(bars, [f"{metrics[n]:.2f}" for n in names], padding=3)
         ax.axvline(136.08, c="k", ls="--", lw=1, label="the book's code on Rnnlm.pkl: 136.08")
         ax.set(xlabel="PTB test perplexity (lower is better)", xlim=(0, max(metrics.values()) * 1.25),
                title="language models scored as DLFS2's eval_perplexity (§6.4, §7.1)")
-        ax.legend(loc="lower right")
+        ex.legend_below(ax, ncol=1)
         return fig
     V, k = lang.vocab_size, lang.order
     ids = np.asarray(ids)
