@@ -92,16 +92,35 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 
 def replicate(tree, mesh: Mesh):
     """Copy every leaf of `tree` onto every device of `mesh` (jax arrays and NumPy arrays alike)."""
-    sharding = replicated(mesh)
+    return _place(tree, replicated(mesh))
+
+
+def split(tree, mesh: Mesh):
+    """Split every leaf of `tree` along its leading axis over ``"batch"`` (`fnn.multi.fit_many`'s
+    models: device i of n holds models i*M/n ... (i+1)*M/n - 1)."""
+    return _place(tree, batch_sharded(mesh))
+
+
+def _place(tree, sharding: NamedSharding):
     if sharding.is_fully_addressable:
         return jax.device_put(tree, sharding)
 
-    def put(a):  # several processes: each holds the same global value, gives its devices their copy
+    def put(a):  # several processes: each holds the same global value, gives its devices their part
+        if isinstance(a, jax.Array) and a.sharding == sharding:  # there already (a step's output)
+            return a
         if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
             return jax.random.wrap_key_data(put(jax.random.key_data(a)), impl=jax.random.key_impl(a))
         host = np.asarray(to_host(a))
         return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
     return jax.tree_util.tree_map(put, tree)
+
+
+def on_mesh(fn, mesh: Mesh | None):
+    """`fn` (jitted) with every argument first copied onto every device of `mesh` (`replicate`;
+    what is there already is passed as is, so donation still reuses its buffers). None: `fn`."""
+    if mesh is None:
+        return fn
+    return lambda *args: fn(*replicate(args, mesh))
 
 
 def shard_batch(tree, mesh: Mesh | None):
