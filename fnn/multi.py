@@ -150,9 +150,10 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
       (tracing and compiling the one program): floats, for all M models together.
 
     `devices` (as `fnn.train.fit` takes it, `fnn.parallel`) splits the M models over the devices,
-    M a multiple of their number: each device trains its models on its copy of the data, with no
-    traffic between devices until the results, which come back whole to every device (and every
-    process). Each model's numbers are those of a one-device run, up to float rounding.
+    M a multiple of their number: each device trains its models on its own copy of the data (no
+    batch is cut, no gradient summed across devices), and the results come back whole to every
+    device (and every process). Each model's numbers are those of a one-device run, up to float
+    rounding.
 
     With `fit`'s form of `data`, model m's history holds `fit`'s fields with `fit`'s meanings
     (``fit(..., key=keys[m])`` gives the same numbers, as arrays instead of lists).
