@@ -96,6 +96,9 @@ def main(argv=None) -> dict:
                "mean_final_acc_bn": float(acc[True][:, -1].mean()),
                "mean_final_acc_plain": float(acc[False][:, -1].mean())}
     result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                            book_ref={"section": "DLFS1 §6.3.2", "figures": ["Fig. 6-18", "Fig. 6-19"],
+                                      "script": "ch06/batch_norm_test.py", "quick_differs": True,
+                                      "note": "the book draws the curves and states no number"},
                             train_acc={"bn": acc[True].tolist(), "plain": acc[False].tolist()})
     ex.report([f"W {w:9.3g}: final train acc with BN {a:.3f}, without {b:.3f}"
                for w, a, b in zip(scales, acc[True][:, -1], acc[False][:, -1], strict=True)]

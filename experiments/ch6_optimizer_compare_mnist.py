@@ -75,6 +75,9 @@ def main(argv=None) -> dict:
                          ylim=1.0 if not args.quick else 2.5, dashed=[k for k in curves if k not in BOOK])
     ex.save_figure(fig, out / "optimizer_compare_mnist.png")
     result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                            book_ref={"section": "DLFS1 §6.1.8", "figures": ["Fig. 6-9"],
+                                      "script": "ch06/optimizer_compare_mnist.py",
+                                      "quick_differs": True, "note": "the book draws the curves and states no number"},
                             step_loss={k: v.tolist() for k, v in curves.items()})
     ex.report([f"{k:9s} final smoothed loss {m['final_loss']:.4f}, test acc {m['test_acc']:.4f}"
                for k, m in metrics.items()]

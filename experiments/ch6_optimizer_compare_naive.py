@@ -103,6 +103,9 @@ def main(argv=None) -> dict:
     config = {"init": INIT, "steps": STEPS,
               "optimizers": {k: {"rule": v[0], "learning_rate": v[1]} for k, v in OPTIMIZERS.items()}}
     result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                            book_ref={"section": "DLFS1 §6.1.7", "figures": ["Fig. 6-8"],
+                                      "script": "ch06/optimizer_compare_naive.py",
+                                      "note": "the book draws the paths and states no number"},
                             paths={k: v.tolist() for k, v in paths.items()})
     ex.report([f"{k:9s} ends at ({m['final_x']:+.3f}, {m['final_y']:+.3f}), f = {m['final_f']:.4g}, "
                f"y changes sign {m['y_sign_changes']} times, largest x {m['max_x']:+.3f}"

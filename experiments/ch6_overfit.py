@@ -121,6 +121,10 @@ def main(argv=None) -> dict:
     ex.save_figure(fig, out / "overfit.png")
 
     result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                            book_ref={"section": "DLFS1 §6.4.1–6.4.3",
+                                      "figures": ["Fig. 6-20", "Fig. 6-21", "Fig. 6-23"],
+                                      "script": "ch06/overfit_weight_decay.py, overfit_dropout.py",
+                                      "quick_differs": True, "note": "the book draws the curves and states no number"},
                             history={name: {k: np.asarray(r[k]).tolist() for k in
                                             ("train_acc", "test_acc", "train_loss", "test_loss")}
                                      for name, r in runs.items()})

@@ -102,6 +102,9 @@ def main(argv=None) -> dict:
                  f"{config['iterations']} iterations (DLFS1 Fig. 6-15, and §6.2.1's zeros)")
     ex.save_figure(fig, out / "weight_init_compare.png")
     result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                            book_ref={"section": "DLFS1 §6.2.1, §6.2.4", "figures": ["Fig. 6-15"],
+                                      "script": "ch06/weight_init_compare.py", "quick_differs": True,
+                                      "note": "the book draws the curves and states no number"},
                             step_loss={k: v.tolist() for k, v in curves.items()})
     ex.report([f"{k:9s} final smoothed loss {m['final_loss']:.4f}, test acc {m['test_acc']:.4f}, hidden units' "
                f"spread " + " ".join(f"{v:.3g}" for v in m["hidden_unit_spread"])

@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
         params = model.init(k_init)[0]
         x = jax.random.uniform(k_x, (1, 1, 10, 10), jnp.float64)  # the book's np.random.rand
         t = jnp.array([1])
-        tables = {f"h={h:g}": ex.gradient_table(ex.three_gradients(model, params, x, t, h), NAMES)
+        tables = {f"h={h:g}": ex.gradient_table(ex.three_gradients(model, params, x, t, h, args.progress), NAMES)
                   for h in STEPS}
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), layout="constrained", sharey=True)

@@ -36,6 +36,15 @@ NAME = "ch8_deep_convnet"
 SLOW = True  # its quick mode takes about a minute on 2 cores: tests/test_experiments.py runs it with -m slow
 
 
+def LESSON(result: dict) -> None:
+    """What §8.1 shows, asserted on a run's result.json: the deep network learns the digits
+    (book: 0.9938 on MNIST; 0.9 or more on the small quick set after 8 epochs), and the figure's
+    misclassified digits are exactly the test errors."""
+    m, c = result["metrics"], result["config"]
+    assert m["test_acc"] >= (0.9 if result["quick"] else 0.99), f"DeepConvNet should learn the digits: {m}"
+    assert m["misclassified"] == round((1 - m["test_acc"]) * c["test_size"]), m
+
+
 def predict(model, params, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Predicted labels (N,) of images x (N, C, H, W), evaluation mode, in jitted batches."""
     scores = jax.jit(lambda p, xb: jnp.argmax(model.apply(p, {}, xb)[0], axis=-1))
@@ -103,6 +112,8 @@ def main(argv=None) -> dict:
                                       f"predicted (true)\ntest acc {test_acc:.4f} (DLFS1 Fig. 8-2)"),
                    out / "misclassified.png")
     path = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                          book={"test_acc": 0.9938}, book_ref={"section": "DLFS1 §8.1.1", "figures": ["Fig. 8-2"],
+                                                             "script": "ch08/train_deepnet.py", "quick_differs": True},
                           **({"history": history} if history is not None else {}))
     ex.report([f"test acc {test_acc:.4f} ({metrics['misclassified']} of {len(t_test)} wrong; "
                f"book: ~0.993-0.994 after 20 epochs on MNIST)",
