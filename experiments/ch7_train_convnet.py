@@ -17,7 +17,8 @@ upsampled to 28x28. Those are blurred, centred blobs on which the MLP does as we
 (0.97 vs 0.94-0.96 after 15-20 epochs): nothing for the filters to find that the MLP cannot. Real
 handwriting is not centred, so quick mode moves every digit (train and test) by up to
 `QUICK_SHIFT` = 4 pixels each way (drawn once, seeded; each 28x28 frame has a 4-pixel margin): the
-MLP must learn every digit at every place, the CNN's shared filters need not.
+MLP must learn every digit at every place, the CNN's shared filters need not. Measured in quick
+mode (seed 0, 20 epochs): test accuracy 0.847 for the CNN, 0.783 for the MLP.
 
 Figures: ``train_convnet.png`` (loss per iteration, accuracy per epoch, the MLP's test accuracy) and
 ``filters.png``: the 30 first-layer filters before and after training (DLFS1 Figure 7-24: the
@@ -111,6 +112,8 @@ def main(argv=None) -> dict:
     data_name = config["data"] + (f", digits moved up to {QUICK_SHIFT} px" if args.quick else "")
     fig = ex.plot_history(history, f"SimpleConvNet on {data_name}, Adam lr 0.001 ({args.grad} gradient)")
     ax_acc = fig.axes[1]
+    for line in ax_acc.get_lines():
+        line.set_label(f"CNN: {line.get_label()}")
     ax_acc.plot(mlp_history["epoch"], mlp_history["test_acc"], "^:", ms=3, color="0.4",
                 label="MLP 784-100-10: test acc")
     ax_acc.legend(loc="lower right")
