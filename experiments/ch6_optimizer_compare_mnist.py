@@ -31,6 +31,7 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch6_optimizer_compare_mnist"
+SLOW = True  # seven optimizers x 300 steps of a 784-100x4-10 net, and their evaluations: ~50 CPU-seconds in quick mode
 SETTINGS = {"SGD": ("sgd", {"learning_rate": 0.01}),
             "Momentum": ("momentum", {"learning_rate": 0.01, "momentum": 0.9}),
             "AdaGrad": ("adagrad", {"learning_rate": 0.01}),
