@@ -129,7 +129,11 @@ def main(argv=None) -> dict:
             metrics[f"{a}/{i}"]["zero_fraction"] = [float(np.mean(z[layer] == 0)) for layer in range(LAYERS)]
     config = {"N": N, "nodes": NODES, "layers": LAYERS, "inits": INITS, "activations": list(ACTIVATIONS),
               "dtype": "float32", "saturated_within": SATURATED}
-    result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds)
+    result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                            book_ref={"section": "DLFS1 §6.2.2–6.2.4",
+                                      "figures": ["Fig. 6-10", "Fig. 6-11", "Fig. 6-13", "Fig. 6-14"],
+                                      "script": "ch06/weight_init_activation_histogram.py",
+                                      "note": "the book draws the histograms and states no number"})
     lines = []
     for k, m in metrics.items():
         extra = (" saturated " + " ".join(f"{s:.2f}" for s in m["saturated"])) if "saturated" in m else ""

@@ -101,7 +101,10 @@ def main(argv=None) -> dict:
                "edge_correlation": {label: edge_correlation(x[0, 0], y)
                                     for (label, _), y in zip(filters[:2], responses, strict=False)}}
     config = {"data": "digits28" if args.quick else "mnist", "index": args.index}
-    path = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds)
+    path = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                          book_ref={"section": "DLFS1 §7.6.1", "figures": [], "script": "ch07/apply_filter.py",
+                                    "quick_differs": True,
+                                    "note": "the book filters a photograph and states no number"})
     ex.report([f"{len(filters)} filters applied to test digit {args.index} "
                f"(book's learned filters: {'yes' if learned is not None else 'not found'})",
                f"wrote {out / 'apply_filter.png'} and {path}"])
