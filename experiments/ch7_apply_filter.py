@@ -81,6 +81,7 @@ def main(argv=None) -> dict:
                                        pad=(f.shape[0] - 1) // 2)
             responses.append(np.asarray(y[0, 0]))
 
+    corr = {label: edge_correlation(x[0, 0], y) for (label, _), y in zip(filters[:2], responses, strict=False)}
     fig, axes = plt.subplots(2, len(filters) + 1, figsize=(2.2 * (len(filters) + 1), 4.6))
     axes[0, 0].imshow(np.asarray(x[0, 0]), cmap="gray_r")
     axes[0, 0].set_title(f"digit {int(t_test[args.index])}", fontsize=9)
@@ -89,7 +90,10 @@ def main(argv=None) -> dict:
         axes[0, col].imshow(f, cmap="gray_r", interpolation="nearest")
         axes[0, col].set_title(label, fontsize=8)
         axes[1, col].imshow(y, cmap="gray_r")
-        axes[1, col].set_title("response", fontsize=8)
+        c = corr.get(label)
+        axes[1, col].set_title("response" if c is None else
+                               f"response; corr. of |response|\nwith |d/dx| {c['d/dx']:.2f}, |d/dy| {c['d/dy']:.2f}",
+                               fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -98,8 +102,7 @@ def main(argv=None) -> dict:
 
     metrics = {"filters": [label for label, _ in filters], "book_filters": learned is not None,
                "response_abs_max": [float(np.abs(y).max()) for y in responses],
-               "edge_correlation": {label: edge_correlation(x[0, 0], y)
-                                    for (label, _), y in zip(filters[:2], responses, strict=False)}}
+               "edge_correlation": corr}
     config = {"data": "digits28" if args.quick else "mnist", "index": args.index}
     path = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
                           book_ref={"section": "DLFS1 §7.6.1", "figures": [], "script": "ch07/apply_filter.py",
