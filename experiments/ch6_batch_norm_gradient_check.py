@@ -24,7 +24,8 @@ and the numerical columns are means over those: 1,510 coordinates (two losses ea
 18,000 in quick mode, 90,000 in full mode; ``--coordinates 0`` perturbs every one, as the book does.
 Measured in quick mode (seed 0), batch of 1: beta2 0.051, b3 1.2e-10, everything else exactly 0
 (as the book's); batch of 10: at most 1.5e-10 between backprop and numerical, 1.7e-17 between
-backprop and jax.grad.
+backprop and jax.grad. Measured in full mode (MNIST, seed 0; 10 CPU-seconds): beta2 0.054, b3
+1.2e-10, the rest exactly 0; batch of 10: at most 1.7e-10 and 1.7e-17.
 
 Writes ``batch_norm_gradient_check.png`` (bars per parameter, log scale, the book's printout as
 diamonds) and ``result.json``.
