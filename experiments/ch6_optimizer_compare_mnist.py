@@ -45,7 +45,7 @@ BOOK = ("SGD", "Momentum", "AdaGrad", "Adam")  # in the book's figure; the other
 def LESSON(result: dict) -> None:
     """What the book's figure shows, asserted on a run's result.json (tests/test_experiments.py)."""
     loss = {k: v["final_loss"] for k, v in result["metrics"].items()}
-    for name in ("Momentum", "AdaGrad", "Adam", "Nesterov"):
+    for name in ("Momentum", "AdaGrad", "Adam", "Nesterov", "AdaDelta"):  # RMSprop at lr 0.01 jumps (0.12 vs 0.25)
         assert loss[name] < 0.5 * loss["SGD"], f"{name} should learn much faster than SGD (Fig. 6-9): {loss}"
 
 

@@ -37,7 +37,7 @@ CASES = {
     "ch6_optimizer_compare_mnist": (
         {"metrics": {"SGD": {"final_loss": 0.252}, "Momentum": {"final_loss": 0.038},
                      "AdaGrad": {"final_loss": 0.027}, "Adam": {"final_loss": 0.011},
-                     "Nesterov": {"final_loss": 0.031}}},
+                     "Nesterov": {"final_loss": 0.031}, "AdaDelta": {"final_loss": 0.015}}},
         _set("metrics/SGD/final_loss", 0.02)),
     "ch7_apply_filter": (
         {"metrics": {"edge_correlation": {"Sobel vertical edges": {"d/dx": 0.99, "d/dy": 0.33},
