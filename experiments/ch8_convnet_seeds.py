@@ -41,11 +41,12 @@ SLOW = True  # 16 SimpleConvNets on 28x28 images: ~30 s of quick mode on 2 idle 
 
 def LESSON(result: dict) -> None:
     """What one run of the book cannot show, asserted on a run's result.json: every seed learns,
-    and the seed moves the final test accuracy by about a percent, not more."""
+    and the seed moves the final test accuracy by a few percent, not more (quick mode, seed 0:
+    0.898 +- 0.012, from 0.861 to 0.919)."""
     t = result["metrics"]["test_acc"]
     assert result["metrics"]["all_finite"], "every step of every seed should be finite"
-    assert t["min"] >= 0.85, f"every seed should learn: {t}"
-    assert t["std"] < 0.02 and t["max"] - t["min"] < 0.06, f"the seeds should agree to a few percent: {t}"
+    assert t["min"] >= 0.8, f"every seed should learn: {t}"
+    assert t["std"] < 0.03 and t["max"] - t["min"] < 0.1, f"the seeds should agree to a few percent: {t}"
 
 
 def band_plot(ax, epochs: np.ndarray, curves: np.ndarray, color: str, label: str) -> None:
