@@ -13,6 +13,9 @@ matplotlib's Agg backend, which `parser` selects: experiments write files, they 
   `report`, `versions`, `plot_history`;
 * DLFS1 ch2 (perceptrons): `plot_points`, `plot_gate`, `legend_below`;
 * DLFS1 ch6 (loss curves on MNIST): `setup`, `train_curves`, `smooth`, `loss_figure`, `MARKERS`;
+* DLFS1 ch6-7 (gradient checks of batch norm and SimpleConvNet): `three_gradients`,
+  `gradient_table`, `plot_gradient_check`;
+* DLFS1 ch7-8 (CNNs on the quick digits): `moved_digits`;
 * DLFS2 ch5-7 (language models): `load_corpora`, `plot_ppl`, `load_params`.
 """
 
@@ -282,8 +285,8 @@ def plot_gate(ax, params: P.Perceptron, targets, title: str, color: str = "tab:b
 # ch6_weight_init_compare)
 # ---------------------------------------------------------------------------------------------
 
-MARKERS = {"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D", "std=0.01": "o", "Xavier": "s",
-           "He": "D"}
+MARKERS = {"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D", "Nesterov": "+", "RMSprop": "v",
+           "AdaDelta": "^", "std=0.01": "o", "Xavier": "s", "He": "D", "zeros": "x"}
 
 
 def smooth(losses: np.ndarray, window: int = 21) -> np.ndarray:
@@ -294,15 +297,18 @@ def smooth(losses: np.ndarray, window: int = 21) -> np.ndarray:
     return np.convolve(padded, np.ones(window) / window, mode="valid")
 
 
-def loss_figure(curves: dict[str, np.ndarray], title: str, ylim: float) -> plt.Figure:
-    """Smoothed mean training loss per iteration, one line per entry (DLFS1 Figures 6-9, 6-15)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def loss_figure(curves: dict[str, np.ndarray], title: str, ylim: float, ax=None,
+                dashed: Sequence[str] = ()) -> plt.Figure:
+    """Smoothed mean training loss per iteration, one line per entry (DLFS1 Figures 6-9, 6-15),
+    on a new figure or on `ax`; the entries named in `dashed` drawn dashed."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
     for name, loss in curves.items():
         ax.plot(np.arange(1, loss.size + 1), smooth(loss), marker=MARKERS.get(name),
-                markevery=max(loss.size // 20, 1), ms=4, label=name)
+                markevery=max(loss.size // 20, 1), ms=4, label=name, ls="--" if name in dashed else "-")
     ax.set(xlabel="iterations", ylabel="loss", ylim=(0, ylim), title=title)
     ax.legend()
-    return fig
+    return ax.figure
 
 
 def setup(args):
@@ -320,14 +326,86 @@ def setup(args):
     return data, config
 
 
-def train_curves(model, optimizer, data, config, key, *, hparams=None):
-    """(M, iterations) step losses and (M,) final test accuracies of M = len(keys) networks."""
+def train_curves(model, optimizer, data, config, key, *, hparams=None, states=False):
+    """(M, iterations) step losses and (M,) final test accuracies of M networks (``config["seeds"]``,
+    or one per entry of `hparams`), and with `states` their final `fnn.step.TrainState` (stacked)."""
     (x_train, t_train), (x_test, t_test) = data
     M = config["seeds"] if hparams is None else len(jax.tree_util.tree_leaves(hparams)[0])
-    _, h = fit_many(model, optimizer, (x_train, t_train), jax.random.split(key, M), hparams=hparams,
-                    epochs=config["epochs"], batch_size=config["batch_size"],
-                    num_batches=config["num_batches"], eval_data={"test": (x_test, t_test)})
-    return np.asarray(h["step_loss"]), np.asarray(h["test_acc"][:, -1])
+    ts, h = fit_many(model, optimizer, (x_train, t_train), jax.random.split(key, M), hparams=hparams,
+                     epochs=config["epochs"], batch_size=config["batch_size"],
+                     num_batches=config["num_batches"], eval_data={"test": (x_test, t_test)})
+    curves = np.asarray(h["step_loss"]), np.asarray(h["test_acc"][:, -1])
+    return (*curves, ts) if states else curves
+
+
+# ---------------------------------------------------------------------------------------------
+# DLFS1 ch7-8: CNNs on the quick digits (ch7_train_convnet, ch8_augmentation)
+# ---------------------------------------------------------------------------------------------
+
+def moved_digits(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Images x (N, 1, H, W), each moved by whole pixels, a number drawn from [-max_shift, max_shift]
+    down and one right (a roll: with ``digits28``, whose 20x20 digits sit in a 4-pixel margin, and
+    `max_shift` <= 4, only empty margin wraps around). Handwriting is never exactly centred; the
+    embedded digits are."""
+    d = rng.integers(-max_shift, max_shift + 1, (len(x), 2))
+    return np.stack([np.roll(im, tuple(s), axis=(1, 2)) for im, s in zip(np.asarray(x), d, strict=True)])
+
+
+# ---------------------------------------------------------------------------------------------
+# DLFS1 ch6-7: the book's gradient checks (ch6_batch_norm_gradient_check, ch7_gradient_check)
+# ---------------------------------------------------------------------------------------------
+
+GRADIENT_PAIRS = (("backprop", "numerical"), ("backprop", "jax.grad"), ("jax.grad", "numerical"))
+
+
+def three_gradients(model, params, x, t, h: float, progress: bool = True, sample: int | None = None) -> dict:
+    """The book's backprop (``model.manual_grad``), ``jax.grad`` of ``model.loss`` and the numerical
+    gradient (`fnn.gradient.numerical_gradient`, central differences of step `h`) of a `Model`'s
+    training loss at `params`, as NumPy pytrees: ``{"backprop": ..., "jax.grad": ..., "numerical": ...}``.
+    `sample`: perturb only that many coordinates of every parameter (all of a smaller one; drawn
+    with seed 0, `fnn.gradient.sample_indices`); the others are NaN in the numerical gradient.
+    Call it under ``jax.enable_x64(True)`` with float64 params and inputs (DLFS1 §5.7.3)."""
+    from fnn.gradient import numerical_gradient
+
+    state = model.init(jax.random.key(0))[1]
+
+    def loss(p):
+        return model.loss(p, state, x, t)[0]
+
+    grads = {"backprop": model.manual_grad(params, state, x, t)[1], "jax.grad": jax.grad(loss)(params),
+             "numerical": numerical_gradient(loss, params, h, sample=sample, progress=progress)}
+    return jax.device_get(grads)
+
+
+def gradient_table(grads: dict, names: Sequence[str]) -> dict:
+    """Per pair of `GRADIENT_PAIRS` ("backprop vs numerical", ...) and parameter name, the mean
+    absolute difference (the number the book's gradient_check scripts print), over the
+    coordinates both gradients have (a sampled numerical gradient is NaN elsewhere)."""
+    def mean_abs(a, b):
+        d = np.abs(np.asarray(a) - np.asarray(b))
+        return float(np.mean(d[~np.isnan(d)]))
+
+    return {f"{a} vs {b}": {k: mean_abs(grads[a][k], grads[b][k]) for k in names} for a, b in GRADIENT_PAIRS}
+
+
+def plot_gradient_check(ax, table: dict, names: Sequence[str], title: str, book: dict | None = None) -> None:
+    """Bars of `gradient_table` per parameter on a log scale (a difference of exactly 0 is no bar,
+    a "0" on the axis); the book's printed backprop-vs-numerical numbers as black diamonds."""
+    width = 0.8 / len(table)
+    floor = 1e-20
+    for i, (pair, row) in enumerate(table.items()):
+        xs = np.arange(len(names)) + (i - (len(table) - 1) / 2) * width
+        values = np.array([row[k] for k in names])
+        ax.bar(xs, np.where(values > 0, values, np.nan), width, label=pair, color=f"C{i}")
+        for x in xs[values == 0]:
+            ax.text(x, floor * 3, "0", ha="center", va="bottom", fontsize=7, color=f"C{i}")
+    if book:
+        xs = [j - (len(table) - 1) / 2 * width for j, k in enumerate(names) if k in book]
+        ax.plot(xs, [max(book[k], floor * 30) for k in names if k in book], "kD", ms=5,
+                label="the book's printout (backprop vs numerical; 0 drawn low)")
+    ax.set(yscale="log", ylim=(floor, 1), xticks=range(len(names)), xticklabels=names,
+           ylabel="mean |difference|", title=title)
+    ax.legend(fontsize=7, loc="upper left")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 Book: sigmoid(-1, 1, 2) = 0.26894142 0.73105858 0.88079708; forward y = 0.31682708 0.69627909.
 
 Plots the step function (Fig. 3-6), the sigmoid (Fig. 3-7), both together (Fig. 3-8) and ReLU
-(Fig. 3-9) over x in [-5, 5), and checks the numbers the book prints:
+(Fig. 3-9; with its variant Leaky ReLU dashed, `fnn.functions.leaky_relu`) over x in [-5, 5), and
+checks the numbers the book prints:
 
 * sigmoid([-1, 1, 2]) = [0.26894142, 0.73105858, 0.88079708] (§3.2.4)
 * the 3-layer network of §3.4.3 (its fixed W1, b1, ..., W3, b3) on x = [1.0, 0.5]:
@@ -30,6 +31,8 @@ BOOK = {"sigmoid": [0.26894142, 0.73105858, 0.88079708],
         "forward": [0.31682708, 0.69627909],
         "softmax": [0.01821127, 0.24519181, 0.73659691],
         "softmax_large": [9.99954600e-01, 4.53978686e-05, 2.06106005e-09]}
+
+LEAKY_ALPHA = 0.1  # Leaky ReLU's slope for x < 0 in the figure (fnn's default, 0.01, would not show)
 
 # The book's hand-set 3-layer network (DLFS1 §3.4.3, init_network): 2 -> 3 -> 2 -> 2.
 BOOK_NETWORK = {"W1": [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]], "b1": [0.1, 0.2, 0.3],
@@ -60,7 +63,8 @@ def main(argv=None) -> dict:
         values = compute()
         x = jnp.arange(-5.0, 5.0, 0.1)
         curves = {name: np.asarray(f(x)) for name, f in
-                  (("step", F.step_function), ("sigmoid", F.sigmoid), ("relu", F.relu))}
+                  (("step", F.step_function), ("sigmoid", F.sigmoid), ("relu", F.relu),
+                   ("leaky_relu", lambda v: F.leaky_relu(v, LEAKY_ALPHA)))}
     x = np.asarray(x)
 
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
@@ -72,7 +76,9 @@ def main(argv=None) -> dict:
     axes[2].plot(x, curves["step"], "k--", label="step")
     axes[2].set(title="sigmoid and step (Fig. 3-8)", ylim=(-0.1, 1.1))
     axes[2].legend()
-    axes[3].plot(x, curves["relu"])
+    axes[3].plot(x, curves["relu"], label="ReLU")
+    axes[3].plot(x, curves["leaky_relu"], "--", label=f"Leaky ReLU (α = {LEAKY_ALPHA}: x < 0 keeps a slope)")
+    axes[3].legend(loc="upper left", fontsize=8)
     axes[3].set(title="ReLU (Fig. 3-9)", ylim=(-1.0, 5.5))
     for ax in axes:
         ax.set(xlabel="x", ylabel="h(x)")

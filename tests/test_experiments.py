@@ -2,10 +2,16 @@
 
 An experiment whose quick mode takes more than ~15 s sets ``SLOW = True`` at module level; its test
 then carries the ``slow`` marker and runs with ``pytest -m slow``.
+
+An experiment that teaches a lesson (the book's figure shows that dropout narrows the train/test
+gap, that the CNN beats the MLP, ...) states it as ``LESSON(result) -> None``, assertions on its
+result.json; the same quick run that checks the files checks the lesson, so quick mode must teach
+what the book's figure shows. Every DLFS1 ch6-ch8 experiment has one.
 """
 
 import argparse
 import ast
+import importlib
 import json
 import math
 from pathlib import Path
@@ -102,6 +108,15 @@ def test_quick_mode_writes_figure_and_result(name, tmp_path):
     assert all(p.stat().st_size > 5000 for p in pngs), "a figure is suspiciously small"
     if name == "ch5_train_neuralnet":  # the README's quick start promises >= 0.95 on the embedded digits
         assert result["metrics"]["test_acc"] >= 0.95
+    lesson = getattr(importlib.import_module(f"fnn_experiments.{name}"), "LESSON", None)
+    if lesson is not None:
+        lesson(result)
+
+
+@pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n.startswith(("ch6_", "ch7_", "ch8_"))])
+def test_dlfs1_ch6_to_ch8_experiments_state_their_lesson(name):
+    assert callable(getattr(importlib.import_module(f"fnn_experiments.{name}"), "LESSON", None)), \
+        f"{name}: no LESSON(result) saying what its quick mode must show"
 
 
 def strict_json(text: str):
