@@ -83,7 +83,8 @@ def main(argv=None) -> dict:
               "dtypes": list(DTYPES), "test_size": int(len(t_test))}
     path = ex.save_result(out, NAME, args, config=config, metrics={"accuracy": accuracy},
                           seconds=timer.seconds, book={"accuracy": BOOK},
-                          book_ref={"section": "DLFS1 §8.3.4", "figures": [], "script": "ch08/half_float_network.py"})
+                          book_ref={"section": "DLFS1 §8.3.4", "figures": [], "script": "ch08/half_float_network.py",
+                                    "quick_differs": bool(args.quick)})
     ex.report([f"{k}: {v:.4f}" for k, v in accuracy.items()]
               + [f"wrote {out / 'half_precision.png'} and {path}"])
     return {"config": config, "metrics": {"accuracy": accuracy}}

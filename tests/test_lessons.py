@@ -27,7 +27,7 @@ CASES = {
     "ch6_overfit": (
         {"metrics": {"plain": {"train_acc": 1.0, "gap": 0.116}, "weight_decay": {"train_acc": 0.933, "gap": 0.093},
                      "dropout": {"train_acc": 0.5, "gap": 0.090}}},
-        _set("metrics/dropout/gap", 0.12)),  # dropout widening the gap: the quick run
+        _set("metrics/dropout/gap", 0.12)),  # dropout widening the gap: an earlier quick run
     "ch6_weight_init_compare": (
         {"metrics": {"std=0.01": {"final_loss": 2.303, "hidden_unit_spread": [0.07, 0.07, 0.06, 0.07]},
                      "Xavier": {"final_loss": 1.67, "hidden_unit_spread": [0.27, 0.70, 0.66, 0.69]},
@@ -55,7 +55,7 @@ CASES = {
     "ch8_augmentation": (
         {"metrics": {"plain_train_acc": 0.863, "plain_test_acc": 0.561, "augmented_train_acc": 0.777,
                      "augmented_test_acc": 0.672, "test_acc_gain": 0.111}},
-        _set("metrics/test_acc_gain", -0.039)),  # the quick run: augmentation hurting
+        _set("metrics/test_acc_gain", -0.039)),  # an earlier quick run: augmentation hurting
     "ch8_deep_convnet": (
         {"quick": True, "config": {"test_size": 360}, "metrics": {"test_acc": 344 / 360, "misclassified": 16}},
         _set("metrics/misclassified", 20)),
