@@ -20,10 +20,11 @@ from fnn import perceptron as P
 from fnn_experiments import _common as ex
 
 NAME = "ch2_xor"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:

@@ -30,12 +30,13 @@ from fnn.multi import fit_many
 from fnn_experiments import _common as ex
 
 NAME = "ch6_batch_norm_test"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 SLOW = True  # two compiled programs of 16 vmapped networks: ~30 CPU-seconds in quick mode
 EPOCHS, TRAIN_SIZE, BATCH, LR = 20, 1000, 100, 0.01
 
 
 def main(argv=None) -> dict:
-    args = ex.parser(NAME, __doc__).parse_args(argv)
+    args = ex.parser(NAME, __doc__, OPTIONS).parse_args(argv)
     out = ex.output_dir(args, NAME)
     (x_train, t_train), _ = ex.load_data(args)
     x_train, t_train = x_train[:TRAIN_SIZE], t_train[:TRAIN_SIZE]

@@ -36,15 +36,17 @@ from fnn.multi import make_fit_many
 from fnn_experiments import _common as ex
 
 NAME = "ch6_hyperparameter_optimization"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--trials": {"type": "int", "default": 100, "help": "random trials (default 100)"},
+    "--loop": {"choices": ["auto", "yes", "no"], "default": "auto",
+               "help": "also time the trials one after another (auto: in full mode only)"},
+}
 SLOW = True  # one compiled program of 100 vmapped networks: ~20 CPU-seconds in quick mode
 TRAIN_SIZE, VALIDATION_RATE, BATCH, SHOWN = 500, 0.2, 100, 20
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--trials", type=int, default=100, help="random trials (default 100)")
-    p.add_argument("--loop", choices=["auto", "yes", "no"], default="auto",
-                   help="also time the trials one after another (auto: in full mode only)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     (x_all, t_all), _ = ex.load_data(args, quick="digits")

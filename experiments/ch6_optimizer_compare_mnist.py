@@ -26,11 +26,13 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch6_optimizer_compare_mnist"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--seeds": {"type": "int", "default": 1, "help": "networks per optimizer, trained at once"},
+}
 OPTIMIZERS = {"SGD": optim.sgd(0.01), "Momentum": optim.momentum(0.01, 0.9),
               "AdaGrad": optim.adagrad(0.01), "Adam": optim.adam(0.001)}
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--seeds", type=int, default=1, help="networks per optimizer, trained at once")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     data, config = ex.setup(args)

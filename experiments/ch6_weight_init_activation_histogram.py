@@ -31,6 +31,7 @@ from fnn import init as initializers
 from fnn_experiments import _common as ex
 
 NAME = "ch6_weight_init_activation_histogram"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 N, NODES, LAYERS = 1000, 100, 5
 INITS = {"std=1": 1.0, "std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
 ACTIVATIONS = {"sigmoid": F.sigmoid, "tanh": jnp.tanh, "relu": F.relu}
@@ -52,7 +53,7 @@ def activations(key: jax.Array, activation: str, weight_init) -> jax.Array:
 
 
 def main(argv=None) -> dict:
-    args = ex.parser(NAME, __doc__).parse_args(argv)
+    args = ex.parser(NAME, __doc__, OPTIONS).parse_args(argv)
     out = ex.output_dir(args, NAME)
     key = jax.random.key(args.seed)
     with ex.Timer() as timer:

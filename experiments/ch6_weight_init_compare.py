@@ -27,12 +27,14 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch6_weight_init_compare"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--seeds": {"type": "int", "default": 1, "help": "networks per initialiser, trained at once"},
+}
 INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--seeds", type=int, default=1, help="networks per initialiser, trained at once")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     data, config = ex.setup(args)

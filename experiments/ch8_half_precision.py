@@ -28,11 +28,12 @@ from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "ch8_half_precision"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 
