@@ -231,13 +231,15 @@ def setup(args):
     return data, config
 
 
-def train_curves(model, optimizer, data, config, key, *, hparams=None):
-    """(M, iterations) step losses and (M,) final test accuracies of M = len(keys) networks."""
+def train_curves(model, optimizer, data, config, key, *, hparams=None, progress=True, desc=None):
+    """(M, iterations) step losses and (M,) final test accuracies of M = len(keys) networks
+    (`progress`, `desc`: as in `fit_many`)."""
     (x_train, t_train), (x_test, t_test) = data
     M = config["seeds"] if hparams is None else len(jax.tree_util.tree_leaves(hparams)[0])
     _, h = fit_many(model, optimizer, (x_train, t_train), jax.random.split(key, M), hparams=hparams,
                     epochs=config["epochs"], batch_size=config["batch_size"],
-                    num_batches=config["num_batches"], eval_data={"test": (x_test, t_test)})
+                    num_batches=config["num_batches"], eval_data={"test": (x_test, t_test)},
+                    progress=progress, desc=desc)
     return np.asarray(h["step_loss"]), np.asarray(h["test_acc"][:, -1])
 
 

@@ -55,7 +55,8 @@ def main(argv=None) -> dict:
             keys = jax.random.split(jax.random.fold_in(jax.random.key(args.seed), bn), len(scales))
             _, h = fit_many(model_of, optim.sgd(LR), (x_train, t_train), keys,
                             hparams=jnp.asarray(scales, x_train.dtype), epochs=EPOCHS,
-                            batch_size=BATCH, eval_data={"train": (x_train, t_train)})
+                            batch_size=BATCH, eval_data={"train": (x_train, t_train)},
+                            progress=args.progress, desc=f"{NAME} ({'with' if bn else 'without'} batch norm)")
             acc[bn] = np.asarray(h["train_acc"])  # (16, EPOCHS)
 
     fig, axes = plt.subplots(4, 4, figsize=(11, 9), sharex=True, sharey=True)

@@ -58,10 +58,11 @@ def main(argv=None) -> dict:
         _, h = fit_many(lambda wd: mlp.model(D, config["hidden_sizes"], 10, weight_decay=wd),
                         optim.sgd(LR), train, jax.random.split(key, 2),
                         hparams=jnp.array([0.0, WEIGHT_DECAY], x_train.dtype), epochs=epochs[0],
-                        batch_size=BATCH, eval_data=evals)
+                        batch_size=BATCH, eval_data=evals, progress=args.progress,
+                        desc=f"{NAME} (plain, weight decay)")
         _, hd = fit_many(mlp.model(D, config["hidden_sizes"], 10, drop_rate=DROP_RATE), optim.sgd(LR),
                          train, jax.random.split(jax.random.fold_in(key, 1), 1), epochs=epochs[1],
-                         batch_size=BATCH, eval_data=evals)
+                         batch_size=BATCH, eval_data=evals, progress=args.progress, desc=f"{NAME} (dropout)")
     runs = {"plain": index(h, 0), "weight_decay": index(h, 1), "dropout": index(hd, 0)}
     titles = {"plain": "no regularisation (Fig. 6-20)",
               "weight_decay": f"weight decay λ = {WEIGHT_DECAY} (Fig. 6-21)",

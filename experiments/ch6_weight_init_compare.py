@@ -49,7 +49,8 @@ def main(argv=None) -> dict:
     which = jnp.repeat(jnp.arange(len(INITS)), args.seeds)  # (M,) = (3 * seeds,)
     with ex.Timer() as timer:
         losses, test_acc = ex.train_curves(model_of, optim.sgd(0.01), data, config,
-                                        jax.random.key(args.seed), hparams=which)
+                                        jax.random.key(args.seed), hparams=which,
+                                        progress=args.progress, desc=NAME)
     curves, metrics = {}, {}
     for i, name in enumerate(INITS):
         rows = np.asarray(which) == i

@@ -109,7 +109,7 @@ def main(argv=None) -> dict:
         _, history = fit_many(model, adam(config["learning_rate"]),
                               ((x_train, t_train), (x_test, t_test)), keys,
                               epochs=config["epochs"], batch_size=config["batch_size"],
-                              grad=args.grad)
+                              grad=args.grad, progress=args.progress, desc=NAME)
     history = jax.device_get(history)
     test, train = np.asarray(history["test_acc"]), np.asarray(history["train_acc"])
     model_steps = args.seeds * config["steps_per_model"]

@@ -13,8 +13,8 @@ notebook), as plain lines otherwise (``fnn run NAME > log 2>&1``, a CI job, a pi
 bar's carriage-return updates pile up on one line of a log. The ``FNN_PROGRESS`` environment
 variable overrides the choice: ``bar``, ``log`` or ``off``.
 
-A log gets one line per ``update(..., line=True)`` (an epoch), at most one a second (the first
-and the last always), plus a line at least every 30 s however the updates are marked::
+A log gets one line per ``update(..., line=True)`` (an epoch), plus a line at least every 30 s
+within a long epoch (updates marked ``line=False``), and never a carriage return::
 
     mlp: epoch 3/20  loss=0.4512 train_acc=0.8812 test_acc=0.8690  [2.3 s]
 """
@@ -30,7 +30,6 @@ __all__ = ["MODES", "Progress", "bar", "mode"]
 
 # What `mode` may answer; also the values of FNN_PROGRESS.
 MODES = ("bar", "log", "off")
-MIN_INTERVAL = 1.0   # seconds between two epoch lines of a log (the first and last always print)
 HEARTBEAT = 30.0     # a log line at least this often, even within an epoch
 
 
@@ -83,8 +82,7 @@ class Progress:
             self.tqdm.update(n)
         elif self.how == "log":
             now = time.perf_counter()
-            due = self.lines == 0 or self.n >= self.total or now - self.last_line >= MIN_INTERVAL
-            if (line and due) or now - self.last_line >= HEARTBEAT:
+            if line or now - self.last_line >= HEARTBEAT:
                 parts = [f"{self.desc}: {self.unit} {self.n}/{self.total}",
                          " ".join(f"{k}={_show(v)}" for k, v in values.items()),
                          f"[{now - self.start:.1f} s]"]
