@@ -353,10 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = argv[1:] + ["--debug"]
     delegates = {c: d for c, d in DELEGATES.items() if importlib.util.find_spec(d[0]) is not None}
     top = _top_parser(delegates)
-    if not argv or argv[0] not in ("list", "run", *delegates):
+    if not argv:
+        top.error(f"the following arguments are required: COMMAND (one of {', '.join(['list', 'run', *delegates])})")
+    if argv[0] not in ("list", "run", *delegates):
         top.parse_args(argv)  # --help, --version, or an error
         top.print_help()
-        return 0 if not argv else 2
+        return 2
     command, rest = argv[0], argv[1:]
     if command == "list":
         rest = [a for a in rest if a != "--debug"]
