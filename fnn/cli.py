@@ -363,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "list":
         rest = [a for a in rest if a != "--debug"]
         if rest:
-            top.error(f"fnn list takes no arguments, got: {' '.join(rest)}")
+            top.error(f"unrecognized arguments: {' '.join(rest)} (fnn list takes none)")
         items = experiments()
         width = max(map(len, items), default=0)
         for name, line in items.items():
