@@ -2,9 +2,8 @@
 
 It answers at once: listing, help and argument errors import neither JAX nor an experiment. The
 experiments live outside the library (the repo's ``experiments/`` folder, installed as the package
-``fnn_experiments``). fnn finds them without importing them: every package named by an entry
-point of the group ``fnn.experiments`` (``pyproject.toml``) is located with `importlib`, and each
-of its modules not starting with ``_`` is an experiment, which `ast` reads:
+``fnn_experiments``). fnn finds them without importing them (`fnn._experiment_index`: the
+packages named by the entry points of the group ``fnn.experiments``), and `ast` reads each one:
 
 * its docstring: the first sentence is its line in ``fnn list``, the first paragraph its help;
 * ``OPTIONS``, a literal dict of its own options (``{"--epochs": {"type": "int", "help": ...}}``,
@@ -24,21 +23,20 @@ one line on stderr and exit status 1; ``--debug`` or ``FNN_DEBUG=1`` shows the t
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
 import importlib.util
-import io
 import os
 import sys
-import tokenize
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+
+from fnn._experiment_index import GROUP, Experiment, experiments
+from fnn._experiment_index import files as _files
+from fnn._experiment_index import read as _read
 
 __all__ = ["GROUP", "SEED_MAX", "Experiment", "experiments", "main", "parser", "quick_time", "run_many"]
 
-# The entry-point group whose values are packages of experiments (fnn's own: ``fnn_experiments``).
-GROUP = "fnn.experiments"
 # ``jax.random.key(seed)`` keeps the seed modulo 2**32 (JAX's default 32-bit mode): 2**32 is seed 0
 # again and -1 is 2**32 - 1, so these are the seeds that give different runs.
 SEED_MAX = 2**32 - 1
@@ -51,103 +49,6 @@ DELEGATES = {"gradcheck": ("fnn.gradcheck_cli", "compare a model's hand-written,
                            "numerical gradients, layer by layer (fnn gradcheck --help)"),
              "report": ("fnn.report", "collect the experiments' results into one page "
                         "(fnn report --help)")}
-
-
-class Experiment(NamedTuple):
-    """One experiment as `ast` reads it from its source, without importing it."""
-
-    name: str            # ch5_train_neuralnet
-    module: str          # the module to import: fnn_experiments.ch5_train_neuralnet
-    path: Path           # its source file
-    doc: str             # its docstring
-    options: dict | None  # its OPTIONS, or None when it declares none
-
-
-def _summary(doc: str) -> str:
-    """The first sentence of a docstring on one line: its lines up to the first that ends one."""
-    lines = []
-    for line in doc.strip().splitlines():
-        if not line.strip():
-            break
-        lines.append(line.strip())
-        if line.rstrip().endswith((".", "!", "?")):
-            break
-    return " ".join(lines)
-
-
-def _docstring(source: str) -> str:
-    """A module's docstring, from its first tokens (quicker than parsing the whole module)."""
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENCODING):
-            continue
-        return ast.literal_eval(token.string) if token.type == tokenize.STRING else ""
-    return ""
-
-
-def _read(name: str, module: str, path: Path) -> Experiment:
-    source = path.read_text(encoding="utf-8")
-    tree = ast.parse(source)
-    options = None
-    for node in tree.body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
-            node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(target, ast.Name) and target.id == "OPTIONS" and node.value is not None:
-            try:
-                options = ast.literal_eval(node.value)
-            except ValueError:  # not a literal: the experiment parses its own arguments
-                options = None
-    return Experiment(name, module, path, _docstring(source), options)
-
-
-def _entry_point_values(group: str) -> list[str]:
-    """The values of the entry points of `group`, as ``importlib.metadata.entry_points(group=group)``
-    gives them, read from the ``entry_points.txt`` of the distributions on `sys.path` (importing
-    `importlib.metadata` alone takes ~0.1 s); `importlib.metadata` itself when none is found there."""
-    values = []
-    for folder in sys.path:
-        try:
-            names = sorted(os.listdir(folder or "."))
-        except OSError:  # missing, a zip file, not a folder
-            continue
-        for name in names:
-            if not name.endswith((".dist-info", ".egg-info")):
-                continue
-            try:
-                text = Path(folder or ".", name, "entry_points.txt").read_text(encoding="utf-8")
-            except OSError:
-                continue
-            section = None
-            for line in map(str.strip, text.splitlines()):
-                if line.startswith("[") and line.endswith("]"):
-                    section = line[1:-1].strip()
-                elif section == group and "=" in line and not line.startswith(("#", ";")):
-                    values.append(line.split("=", 1)[1].split(":")[0].split("[")[0].strip())
-    if not values:
-        import importlib.metadata
-
-        values = [entry.value for entry in importlib.metadata.entry_points(group=group)]
-    return list(dict.fromkeys(values))  # a distribution seen twice on sys.path (the repo's egg-info)
-
-
-def _files() -> dict[str, tuple[str, Path]]:
-    """Every experiment's name -> (its module, its source file), sorted by name; nothing read."""
-    found: dict[str, tuple[str, Path]] = {}
-    for value in _entry_point_values(GROUP):
-        spec = importlib.util.find_spec(value)
-        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-            for path in sorted(Path(folder).glob("*.py")):
-                if not path.stem.startswith("_") and path.stem not in found:
-                    found[path.stem] = (f"{value}.{path.stem}", path)
-    return dict(sorted(found.items()))
-
-
-def experiments() -> dict[str, str]:
-    """Every experiment's name and the first sentence of its docstring, sorted by name.
-
-    Read from the sources with `ast`, so listing imports neither JAX nor the experiments.
-    """
-    return {name: _summary(_docstring(path.read_text(encoding="utf-8")))
-            for name, (_, path) in _files().items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ from fnn.optim import set_learning_rate
 from fnn.progress import bar as progress_bar
 from fnn.step import GRADS, TrainState, make_steps, own_copy
 
+__all__ = ["fit_lm", "generate", "initial_state", "make_perplexity", "perplexity", "vocab_size"]
+
 
 def initial_state(model: Model, params, batch_size: int, time_size: int = 1):
     """The model's reset state for `batch_size` sequences: zeros of the shape `apply` returns."""

@@ -56,6 +56,8 @@ from fnn.progress import bar as progress_bar
 from fnn.progress import mode as progress_mode
 from fnn.step import init_train_state, make_epoch, make_evaluate
 
+__all__ = ["PROGRESS_CALLS", "Builder", "EpochProgress", "fit_many", "index", "make_fit_many"]
+
 Builder = Callable[[Any], Any]
 # At most this many host calls a run show `fit_many`'s progress (every ceil(E / 20)-th epoch).
 PROGRESS_CALLS = 20

@@ -70,6 +70,8 @@ from fnn.models._model import Model
 from fnn.progress import bar as progress_bar
 from fnn.step import GRADS, TrainState, init_train_state, make_epoch, make_evaluate, own_copy
 
+__all__ = ["Checkpoints", "fit"]
+
 
 class Checkpoints(NamedTuple):
     """Where and how `fit` writes its checkpoints; ``fit(..., checkpoints="runs/a")`` means

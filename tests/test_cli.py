@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from fnn import _experiment_index as index
 from fnn import cli
 
 # Run in a fresh interpreter: each command, then which heavy modules it imported.
@@ -54,7 +55,7 @@ def test_list_gives_every_experiment_a_whole_sentence(capsys):
     for line in lines:
         assert line.rstrip().endswith((".", "!", "?", ")")), f"cut mid-sentence: {line!r}"
     for name, summary in cli.experiments().items():  # the docstring's first sentence, whole
-        doc = " ".join(cli._docstring(cli._files()[name][1].read_text()).split())
+        doc = " ".join(index.docstring(index.files()[name][1].read_text()).split())
         assert doc.startswith(summary) and summary, name
 
 

@@ -49,6 +49,11 @@ from fnn.layers.im2col import (  # noqa: F401  (im2col, col2im, output_size ... 
     unpatches,
 )
 
+__all__ = [
+    "IMPLS", "choose_impl", "conv2d", "conv2d_nhwc", "ConvCache", "convolution", "convolution_nhwc",
+    "filters_as_matrix", "lax_dW", "lax_dx", "lax_forward",
+]
+
 # --------------------------------------------------------------------------------------------
 # The same equations on XLA's convolution kernel
 # --------------------------------------------------------------------------------------------

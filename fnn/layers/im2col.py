@@ -17,6 +17,8 @@ from jax import Array, lax
 
 from fnn._checks import check_ndim
 
+__all__ = ["col2im", "col2im_nhwc", "im2col", "im2col_nhwc", "output_size", "pad_hw", "patches", "unpatches"]
+
 # --------------------------------------------------------------------------------------------
 # Shape checks
 # --------------------------------------------------------------------------------------------
