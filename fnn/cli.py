@@ -16,7 +16,8 @@ then imports the experiment and calls its ``main(argv)``, which builds the same 
 experiment without ``OPTIONS`` parses its own arguments: it is imported even for ``--help``.
 
 The errors fnn raises on purpose (data not found, a refused checkpoint or file, a bad argument, a
-non-finite loss: `OSError`, `ValueError`, `TypeError`, `FloatingPointError`) end a command with
+non-finite loss, a checkpoint folder locked by another run: `OSError`, `ValueError`, `TypeError`,
+`FloatingPointError` and the error classes of fnn) end a command with
 one line on stderr and exit status 1; ``--debug`` or ``FNN_DEBUG=1`` shows the traceback instead.
 """
 
@@ -42,7 +43,7 @@ __all__ = ["GROUP", "SEED_MAX", "Experiment", "experiments", "main", "parser", "
 SEED_MAX = 2**32 - 1
 # Beside a package's experiments: their measured ``--quick`` times (``scripts/quick_times.py``).
 QUICK_TIMES = "quick_seconds.json"
-# The errors a command reports in one line (fnn's own errors derive from these).
+# The errors a command reports in one line, with every error class fnn defines (`_known`).
 KNOWN_ERRORS = (OSError, ValueError, TypeError, FloatingPointError)
 # Commands served by other modules of fnn, each with ``main(argv) -> int``: (module, help).
 DELEGATES = {"gradcheck": ("fnn.gradcheck_cli", "compare a model's hand-written, automatic and "
@@ -143,8 +144,14 @@ def _is_data_not_found(err: BaseException) -> bool:
     return download is not None and isinstance(err, download.DataNotFoundError)
 
 
+def _known(err: BaseException) -> bool:
+    """An error fnn raises on purpose: one of `KNOWN_ERRORS`, or of a class fnn defines (a
+    `fnn.files.FolderLockedError`, say); anything else is a bug whose traceback should show."""
+    return isinstance(err, KNOWN_ERRORS) or any(c.__module__.split(".")[0] == "fnn" for c in type(err).__mro__)
+
+
 def _guarded(prog: str, call: Callable[[], Any], *, debug: bool, quick: bool = True) -> int:
-    """Run `call`; a known error (`KNOWN_ERRORS`) becomes one line on stderr and status 1 (with
+    """Run `call`; a known error (`_known`) becomes one line on stderr and status 1 (with
     a hint to try ``--quick`` when data was not found and `quick` was not given)."""
     try:
         code = call()
@@ -153,8 +160,8 @@ def _guarded(prog: str, call: Callable[[], Any], *, debug: bool, quick: bool = T
             raise
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except KNOWN_ERRORS as err:
-        if debug:
+    except Exception as err:
+        if debug or not _known(err):
             raise
         hint = "; --quick runs on embedded data, nothing to download" if (
             not quick and _is_data_not_found(err)) else ""

@@ -91,6 +91,15 @@ def test_known_errors_are_one_line_and_debug_shows_the_traceback(capsys, monkeyp
     with pytest.raises(ValueError):
         cli._guarded("fnn run x", fails, debug=cli._debug([]))
 
+    monkeypatch.delenv("FNN_DEBUG")
+    from fnn.files import FolderLockedError  # a RuntimeError, but fnn's own
+
+    def locked():
+        raise FolderLockedError("runs/a is locked by another fit (pid 12)")
+
+    assert cli._guarded("fnn run x", locked, debug=False) == 1
+    assert "fnn run x: FolderLockedError: runs/a is locked" in capsys.readouterr().err
+
     def bug():
         raise KeyError("an unexpected error is a bug: its traceback shows")
 
