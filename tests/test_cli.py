@@ -41,6 +41,7 @@ def _fresh(argv):
     (["run", "ch5_train_neuralnet", "--help"], 0, "--quick"),
     (["run", "ch5_train_neuralnet", "--seed", "-1"], 2, "expected 0 to 4294967295"),
     (["run", "all", "--help"], 0, "fnn run all"),
+    (["run", "ch5_train_neuralnet", "--checkpoint-dir", __file__], 2, "is a file; expected a folder"),
 ])
 def test_answers_without_importing_jax_or_the_experiment(argv, code, shown):
     result, out, err = _fresh(argv)
