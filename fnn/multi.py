@@ -24,9 +24,11 @@ it trains M seeds of one model and returns `fit`'s history with an axis M in fro
   weight_init=hp["std"])``).
 
 The whole run, E epochs of scanned steps plus the evaluations after each epoch, for all M models,
-is one `jax.jit` program, a `lax.scan` over epochs of one `jax.vmap`-ed epoch: one compilation,
-and no host round trip but one call an epoch that shows the progress (`fnn.progress`). The data
-is shared (not copied per model). Shapes: M models, E epochs, S steps an epoch (``N // B``).
+is one `jax.jit` program (`make_fit_many`), a `lax.scan` over epochs of one `jax.vmap`-ed epoch:
+one compilation, no host round trip. `fit_many` runs the same epochs as a loop whose bounds are
+arguments, so one compiled program runs them in up to `PROGRESS_CALLS` calls with the progress
+(`fnn.progress`) shown between them. The data is shared (not copied per model). Shapes: M models,
+E epochs, S steps an epoch (``N // B``).
 
 Speed (``scripts/bench_vmap.py`` measures it): one program instead of M is one compilation and,
 where one model leaves the device idle (a GPU, small models), up to M times the samples a second
@@ -59,7 +61,7 @@ from fnn.step import init_train_state, make_epoch, make_evaluate
 __all__ = ["PROGRESS_CALLS", "Builder", "EpochProgress", "fit_many", "index", "make_fit_many"]
 
 Builder = Callable[[Any], Any]
-# At most this many host calls a run show `fit_many`'s progress (every ceil(E / 20)-th epoch).
+# At most this many times a run shows `fit_many`'s progress (every ceil(E / 20)-th epoch).
 PROGRESS_CALLS = 20
 
 
@@ -116,6 +118,32 @@ def make_fit_many(model: Model | Builder, optimizer: optax.GradientTransformatio
     `PROGRESS_CALLS` a run, and JAX's persistent compile cache does not keep a program that calls
     the host.
     """
+    init, every_model = _parts(model, optimizer, batch_size=batch_size, num_batches=num_batches, grad=grad,
+                               eval_names=eval_names, eval_batch_size=eval_batch_size)
+    every = math.ceil(epochs / PROGRESS_CALLS)
+
+    def run(keys, hparams, x, t, eval_sets):
+        ts, run_keys = init(keys, hparams)
+
+        def body(ts, e):
+            ts, out = every_model(ts, run_keys, hparams, e, x, t, eval_sets)
+            if on_epoch is not None:  # after every `every`-th epoch and the last
+                loss, _, ev = out
+                jax.lax.cond((e % every == 0) | (e == epochs), lambda: jax.debug.callback(
+                    on_epoch, e, jnp.mean(loss), {name: jnp.mean(ev[name]["accuracy"]) for name in eval_names}),
+                    lambda: None)
+            return ts, out
+
+        ts, out = jax.lax.scan(body, ts, jnp.arange(1, epochs + 1))
+        return ts, _history(out, eval_names)
+
+    return jax.jit(run)
+
+
+def _parts(model, optimizer, *, batch_size, num_batches, grad, eval_names, eval_batch_size):
+    """`make_fit_many`'s two pieces, vmapped over the models: ``init(keys, hparams) -> (train_states,
+    run_keys)`` and ``every_model(train_states, run_keys, hparams, e, x, t, eval_sets) -> (train_states,
+    (step losses, finite, evaluations))`` for epoch e."""
 
     def build(hp):
         return _build(model, hp, "Model"), _build(optimizer, hp, "GradientTransformation")
@@ -134,30 +162,43 @@ def make_fit_many(model: Model | Builder, optimizer: optax.GradientTransformatio
               for name, (xe, te) in zip(eval_names, eval_sets, strict=True)}
         return ts, (metrics["loss"], jnp.all(metrics["finite"]), ev)
 
-    every_model = jax.vmap(one_epoch, in_axes=(0, 0, 0, None, None, None, None))
-    every = math.ceil(epochs / PROGRESS_CALLS)
+    return jax.vmap(init), jax.vmap(one_epoch, in_axes=(0, 0, 0, None, None, None, None))
 
-    def run(keys, hparams, x, t, eval_sets):
-        ts, run_keys = jax.vmap(init)(keys, hparams)
 
-        def body(ts, e):
-            ts, out = every_model(ts, run_keys, hparams, e, x, t, eval_sets)
-            if on_epoch is not None:  # after every `every`-th epoch and the last
-                loss, _, ev = out
-                jax.lax.cond((e % every == 0) | (e == epochs), lambda: jax.debug.callback(
-                    on_epoch, e, jnp.mean(loss), {name: jnp.mean(ev[name]["accuracy"]) for name in eval_names}),
-                    lambda: None)
-            return ts, out
+def _history(out, eval_names) -> dict:
+    """The epochs' outputs, (E, M, ...) as the scan stacks them, as the history's (M, E, ...) fields."""
+    step_loss, finite, ev = out
+    by_model = functools.partial(jnp.swapaxes, axis1=0, axis2=1)
+    history = {"step_loss": by_model(step_loss).reshape(step_loss.shape[1], -1), "finite": by_model(finite)}
+    for name in eval_names:
+        history[f"{name}_loss"] = by_model(ev[name]["loss"])
+        history[f"{name}_acc"] = by_model(ev[name]["accuracy"])
+    return history
 
-        ts, (step_loss, finite, ev) = jax.lax.scan(body, ts, jnp.arange(1, epochs + 1))
-        by_model = functools.partial(jnp.swapaxes, axis1=0, axis2=1)  # (E, M, ...) -> (M, E, ...)
-        history = {"step_loss": by_model(step_loss).reshape(keys.shape[0], -1), "finite": by_model(finite)}
-        for name in eval_names:
-            history[f"{name}_loss"] = by_model(ev[name]["loss"])
-            history[f"{name}_acc"] = by_model(ev[name]["accuracy"])
-        return ts, history
 
-    return jax.jit(run)
+def _make_chunked(model, optimizer, *, epochs, **kw):
+    """`fit_many`'s programs, which a persistent compile cache keeps (no host callback inside):
+    ``init(keys, hparams, x, t, eval_sets) -> (train_states, run_keys, out)`` with `out` the
+    epochs' outputs (E, M, ...) zero-filled, and ``run(train_states, run_keys, hparams, out, lo,
+    hi, x, t, eval_sets) -> (train_states, out)``, epochs lo to hi - 1 (a `lax.fori_loop`) filled
+    in. One compilation of each serves every chunk of epochs, so progress can show between calls."""
+    init, every_model = _parts(model, optimizer, **kw)
+
+    def start(keys, hparams, x, t, eval_sets):
+        ts, run_keys = init(keys, hparams)
+        one = jax.eval_shape(every_model, ts, run_keys, hparams, 1, x, t, eval_sets)[1]
+        out = jax.tree_util.tree_map(lambda s: jnp.zeros((epochs, *s.shape), s.dtype), one)
+        return ts, run_keys, out
+
+    def run(ts, run_keys, hparams, out, lo, hi, x, t, eval_sets):
+        def body(e, carry):
+            ts, out = carry
+            ts, o = every_model(ts, run_keys, hparams, e, x, t, eval_sets)
+            return ts, jax.tree_util.tree_map(lambda buf, v: buf.at[e - 1].set(v), out, o)
+
+        return jax.lax.fori_loop(lo, hi, body, (ts, out))
+
+    return jax.jit(start), jax.jit(run, donate_argnums=(0, 3))
 
 
 def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | Builder, data,
@@ -187,9 +228,10 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
       (tracing and compiling the one program): floats, for all M models together.
 
     `progress` shows the epochs as they finish (`fnn.progress`: a bar on a terminal, lines in a
-    log), labelled `desc`, with the loss and the accuracies averaged over the models; it costs one
-    host call an epoch (`make_fit_many`'s `on_epoch`), and ``progress=False`` gives the program
-    without it, which JAX's persistent compile cache keeps.
+    log), labelled `desc`, with the loss and the accuracies averaged over the models: the program
+    runs ``ceil(epochs / PROGRESS_CALLS)`` epochs a call (one call with ``progress=False``), the
+    same compiled program for every call, with the same numbers either way, and JAX's persistent
+    compile cache keeps it (no host callback inside).
 
     With `fit`'s form of `data`, model m's history holds `fit`'s fields with `fit`'s meanings
     (``fit(..., key=keys[m])`` gives the same numbers, as arrays instead of lists).
@@ -222,17 +264,26 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
                          f"({x.shape[0]} samples)")
     S = x.shape[0] // batch_size if num_batches is None else num_batches
     name = model.name if isinstance(model, Model) else "fit_many"
-    shown = EpochProgress(epochs, desc or f"{M} x {name}", enabled=progress)
-    run = make_fit_many(model, optimizer, epochs=epochs, batch_size=batch_size,
-                        num_batches=num_batches, grad=grad, eval_names=tuple(eval_data),
-                        eval_batch_size=eval_batch_size, on_epoch=shown if shown.enabled else None)
-    args = (keys, hparams, jnp.asarray(x), jnp.asarray(t),
-            tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
+    names = tuple(eval_data)
+    start, run = _make_chunked(model, optimizer, epochs=epochs, batch_size=batch_size, num_batches=num_batches,
+                               grad=grad, eval_names=names, eval_batch_size=eval_batch_size)
+    data = (jnp.asarray(x), jnp.asarray(t), tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
     t0 = time.perf_counter()
-    compiled = run.lower(*args).compile()
+    start = start.lower(keys, hparams, *data).compile()
+    ts, run_keys, out = start(keys, hparams, *data)
+    run = run.lower(ts, run_keys, hparams, out, 1, epochs + 1, *data).compile()  # lo, hi: traced
     t1 = time.perf_counter()
-    with shown:
-        train_states, history = jax.block_until_ready(compiled(*args))
+    every = math.ceil(epochs / PROGRESS_CALLS)
+    with progress_bar(epochs, desc=desc or f"{M} x {name}", enabled=progress) as bar:
+        step = every if bar.how != "off" else epochs  # without progress: one call
+        for lo in range(1, epochs + 1, step):
+            hi = min(lo + step, epochs + 1)
+            ts, out = run(ts, run_keys, hparams, out, lo, hi, *data)
+            if bar.how != "off":  # the epoch's numbers, averaged over the models: one small transfer
+                loss, _, ev = jax.tree_util.tree_map(lambda a, i=hi - 2: jnp.mean(a[i]), out)
+                bar.update(hi - 1 - bar.n, loss=float(loss),
+                           **{f"{k}_acc": float(ev[k]["accuracy"]) for k in names})
+        train_states, history = jax.block_until_ready((ts, _history(out, names)))
     t2 = time.perf_counter()
     epoch = jnp.broadcast_to(jnp.arange(1, epochs + 1), (M, epochs))
     history.update(epoch=epoch, step=epoch * S, seconds=t2 - t1, compile_seconds=t1 - t0)
