@@ -44,14 +44,16 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax import Array
+from jax.sharding import Mesh
 
+from fnn import parallel
 from fnn._checks import check_data, check_positive_int, check_set
 from fnn.models._model import Model
 from fnn.progress import bar as progress_bar
@@ -205,7 +207,8 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
              keys: Array, *, hparams: Any = None, epochs: int, batch_size: int = 100,
              num_batches: int | None = None, grad: str = "autodiff",
              eval_data: Mapping[str, tuple[Array, Array]] | None = None,
-             eval_batch_size: int = 1000, progress: bool = True, desc: str | None = None):
+             eval_batch_size: int = 1000, devices: int | Sequence[jax.Device] | Mesh | None = None,
+             progress: bool = True, desc: str | None = None):
     """Train M models at once, one per key (see the module docstring): `fnn.train.fit` with a
     leading model axis.
 
@@ -226,6 +229,12 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
       evaluated for its accuracy, as `fit` does);
     * ``seconds`` (training and evaluation, compilation excluded) and ``compile_seconds``
       (tracing and compiling the one program): floats, for all M models together.
+
+    `devices` (as `fnn.train.fit` takes it, `fnn.parallel`) splits the M models over the devices,
+    M a multiple of their number: each device trains its models on its own copy of the data (no
+    batch is cut, no gradient summed across devices), and the results come back whole to every
+    device (and every process). Each model's numbers are those of a one-device run, up to float
+    rounding. Then the run is one call of `make_fit_many`'s program, its progress one line at the end.
 
     `progress` shows the epochs as they finish (`fnn.progress`: a bar on a terminal, lines in a
     log), labelled `desc`, with the loss and the accuracies averaged over the models: the program
@@ -265,6 +274,11 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
     S = x.shape[0] // batch_size if num_batches is None else num_batches
     name = model.name if isinstance(model, Model) else "fit_many"
     names = tuple(eval_data)
+    mesh = parallel.batch_mesh(devices, "fit_many")  # None: one device
+    if mesh is not None:
+        return _fit_many_on(mesh, model, optimizer, keys, hparams, x, t, eval_data, M=M, S=S, fit_form=fit_form,
+                            epochs=epochs, batch_size=batch_size, num_batches=num_batches, grad=grad,
+                            eval_batch_size=eval_batch_size, progress=progress, desc=desc or f"{M} x {name}")
     start, run = _make_chunked(model, optimizer, epochs=epochs, batch_size=batch_size, num_batches=num_batches,
                                grad=grad, eval_names=names, eval_batch_size=eval_batch_size)
     data = (jnp.asarray(x), jnp.asarray(t), tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
@@ -284,6 +298,32 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
                 bar.update(hi - 1 - bar.n, loss=float(loss),
                            **{f"{k}_acc": float(ev[k]["accuracy"]) for k in names})
         train_states, history = jax.block_until_ready((ts, _history(out, names)))
+    t2 = time.perf_counter()
+    epoch = jnp.broadcast_to(jnp.arange(1, epochs + 1), (M, epochs))
+    history.update(epoch=epoch, step=epoch * S, seconds=t2 - t1, compile_seconds=t1 - t0)
+    if fit_form:
+        history["train_loss"] = history["step_loss"].reshape(M, epochs, S).mean(-1)
+    return train_states, history
+
+
+def _fit_many_on(mesh, model, optimizer, keys, hparams, x, t, eval_data, *, M, S, fit_form, epochs, progress,
+                 desc, **kw):
+    """`fit_many` over the devices of `mesh`: the models split over them, the data on every one, the
+    results on every one; one program (`make_fit_many`), its progress shown once, at the end."""
+    if M % parallel.num_shards(mesh):
+        raise ValueError(f"fit_many: keys holds {M} models, expected a multiple of "
+                         f"{parallel.num_shards(mesh)} (the devices of devices=, which each train M / n)")
+    run = make_fit_many(model, optimizer, epochs=epochs, eval_names=tuple(eval_data), **kw)
+    args = (keys, hparams, jnp.asarray(x), jnp.asarray(t),
+            tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
+    args = (*parallel.split(args[:2], mesh), *parallel.replicate(args[2:], mesh))
+    run = jax.jit(run, out_shardings=parallel.replicated(mesh))
+    t0 = time.perf_counter()
+    compiled = run.lower(*args).compile()
+    t1 = time.perf_counter()
+    with progress_bar(epochs, desc=desc, enabled=progress) as bar:
+        train_states, history = jax.block_until_ready(compiled(*args))
+        bar.update(epochs, loss=float(jnp.mean(history["step_loss"][:, -S:])))
     t2 = time.perf_counter()
     epoch = jnp.broadcast_to(jnp.arange(1, epochs + 1), (M, epochs))
     history.update(epoch=epoch, step=epoch * S, seconds=t2 - t1, compile_seconds=t1 - t0)
