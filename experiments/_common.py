@@ -326,14 +326,16 @@ def setup(args):
     return data, config
 
 
-def train_curves(model, optimizer, data, config, key, *, hparams=None, states=False):
+def train_curves(model, optimizer, data, config, key, *, hparams=None, states=False, progress=True, desc=None):
     """(M, iterations) step losses and (M,) final test accuracies of M networks (``config["seeds"]``,
-    or one per entry of `hparams`), and with `states` their final `fnn.step.TrainState` (stacked)."""
+    or one per entry of `hparams`), and with `states` their final `fnn.step.TrainState` (stacked);
+    `progress`, `desc`: as in `fit_many`."""
     (x_train, t_train), (x_test, t_test) = data
     M = config["seeds"] if hparams is None else len(jax.tree_util.tree_leaves(hparams)[0])
     ts, h = fit_many(model, optimizer, (x_train, t_train), jax.random.split(key, M), hparams=hparams,
                      epochs=config["epochs"], batch_size=config["batch_size"],
-                     num_batches=config["num_batches"], eval_data={"test": (x_test, t_test)})
+                     num_batches=config["num_batches"], eval_data={"test": (x_test, t_test)},
+                     progress=progress, desc=desc)
     curves = np.asarray(h["step_loss"]), np.asarray(h["test_acc"][:, -1])
     return (*curves, ts) if states else curves
 

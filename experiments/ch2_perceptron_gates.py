@@ -18,11 +18,12 @@ from fnn import perceptron as P
 from fnn_experiments import _common as ex
 
 NAME = "ch2_perceptron_gates"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 BOOK_TABLES = {"AND": [0, 0, 0, 1], "NAND": [1, 1, 1, 0], "OR": [0, 1, 1, 1], "XOR": [0, 1, 1, 0]}
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:

@@ -30,12 +30,14 @@ from fnn import perceptron as P
 from fnn_experiments import _common as ex
 
 NAME = "ch2_perceptron_learning"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--lr": {"type": "float", "default": 0.1, "help": "learning rate of the rule (default 0.1)"},
+    "--epochs": {"type": "int", "default": 20, "help": "passes over the four inputs (default 20)"},
+}
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate of the rule (default 0.1)")
-    p.add_argument("--epochs", type=int, default=20, help="passes over the four inputs (default 20)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 

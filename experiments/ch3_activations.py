@@ -27,6 +27,7 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch3_activations"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 BOOK = {"sigmoid": [0.26894142, 0.73105858, 0.88079708],
         "forward": [0.31682708, 0.69627909],
         "softmax": [0.01821127, 0.24519181, 0.73659691],
@@ -56,7 +57,7 @@ def compute() -> dict:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:

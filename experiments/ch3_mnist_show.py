@@ -18,11 +18,13 @@ import numpy as np
 from fnn_experiments import _common as ex
 
 NAME = "ch3_mnist_show"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--count": {"type": "int", "default": 40, "help": "how many images to draw (default 40)"},
+}
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--count", type=int, default=40, help="how many images to draw (default 40)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:

@@ -35,6 +35,7 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch3_neuralnet_mnist"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 BOOK_ACCURACY = 0.9352
 
 
@@ -115,7 +116,7 @@ def stand_in(data, seed: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:

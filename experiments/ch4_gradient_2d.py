@@ -20,6 +20,7 @@ from fnn.gradient import numerical_gradient
 from fnn_experiments import _common as ex
 
 NAME = "ch4_gradient_2d"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 BOOK = {"(3, 4)": [6.0, 8.0], "(0, 2)": [0.0, 4.0], "(3, 0)": [6.0, 0.0]}
 
 
@@ -29,7 +30,7 @@ def function_2(x):
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer, jax.enable_x64(True):

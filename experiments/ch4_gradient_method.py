@@ -31,6 +31,7 @@ from fnn.gradient import gradient_descent, numerical_gradient
 from fnn_experiments import _common as ex
 
 NAME = "ch4_gradient_method"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 BOOK = {"0.1": [-6.11110793e-10, 8.14814391e-10], "10.0": [-2.58983747e+13, -1.29524862e+12],
         "1e-10": [-2.99999994, 3.99999992]}
 
@@ -41,7 +42,7 @@ def function_2(x):
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 

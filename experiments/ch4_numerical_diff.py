@@ -23,6 +23,7 @@ from fnn.gradient import numerical_diff
 from fnn_experiments import _common as ex
 
 NAME = "ch4_numerical_diff"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 BOOK = {"diff_at_5": 0.1999999999990898, "diff_at_10": 0.2999999999986347,
         "partial_x0": 6.00000000000378, "partial_x1": 7.999999999999119}
 
@@ -39,7 +40,7 @@ def tangent_line(f, x):
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer, jax.enable_x64(True):

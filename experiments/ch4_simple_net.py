@@ -27,6 +27,7 @@ from fnn.gradient import numerical_gradient
 from fnn_experiments import _common as ex
 
 NAME = "ch4_simple_net"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 BOOK_W = [[0.47355232, 0.9977393, 0.84668094], [0.85557411, 0.03563661, 0.69422093]]
 BOOK = {"predict": [1.05414809, 0.63071653, 1.1328074], "argmax": 2, "loss": 0.92806853663411326,
         "dW": [[0.21924763, 0.14356247, -0.36281009], [0.32887144, 0.2153437, -0.54421514]]}
@@ -43,7 +44,7 @@ def loss(W, x, t):
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer, jax.enable_x64(True):

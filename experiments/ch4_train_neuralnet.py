@@ -33,6 +33,9 @@ from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "ch4_train_neuralnet"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--steps": {"type": "int", "help": "training iterations (default: 10000, or 1400 with --quick)"},
+}
 
 
 def time_one_step(sizes, x, t, seed: int, *, chunk: int = 2048, repeats: int = 20) -> dict:
@@ -85,9 +88,7 @@ def _time_one_step(sizes, x, t, seed: int, *, chunk: int, repeats: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--steps", type=int, default=None,
-                   help="training iterations (default: 10000, or 1400 with --quick)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     data = ex.load_data(args)

@@ -23,6 +23,7 @@ from fnn.layers import add, mul
 from fnn_experiments import _common as ex
 
 NAME = "ch5_buy_apple"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 NO = {}
 BOOK = {"apple": {"price": 220, "dapple": 2.2, "dapple_num": 110, "dtax": 200},
         "apple_orange": {"price": 715, "dapple": 2.2, "dapple_num": 110, "dorange": 3.3000000000000003,
@@ -109,7 +110,7 @@ def draw_apple_orange(ax, v, inputs) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer, jax.enable_x64(True):

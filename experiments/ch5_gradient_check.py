@@ -28,12 +28,14 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch5_gradient_check"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--samples": {"type": "int", "default": 3, "help": "training images in the batch (book: 3)"},
+}
 PAIRS = (("backprop", "numerical"), ("backprop", "jax.grad"), ("jax.grad", "numerical"))
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--samples", type=int, default=3, help="training images in the batch (book: 3)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     (x_train, t_train), _ = ex.load_data(args, quick="digits")

@@ -14,29 +14,26 @@ Writes ``train_neuralnet.png`` (loss per iteration, accuracy per epoch) and ``re
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 
 from fnn import optim
 from fnn.models import mlp
-from fnn.step import GRADS
 from fnn.train import Checkpoints, fit
 from fnn_experiments import _common as ex
 
 NAME = "ch5_train_neuralnet"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
+               "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
+    "--steps": {"type": "int", "help": "training iterations (default: 10000, or 1400 with --quick)"},
+    "--checkpoint-dir": {"type": "folder",
+                         "help": "write a checkpoint there after every epoch (the newest 3 are kept)"},
+    "--resume": {"action": "store_true", "help": "continue from the newest checkpoint in --checkpoint-dir"},
+}
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--grad", choices=GRADS, default="manual",
-                   help="gradient path: the book's backprop (manual) or jax.grad (autodiff)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training iterations (default: 10000, or 1400 with --quick)")
-    p.add_argument("--checkpoint-dir", type=Path, default=None,
-                   help="write a checkpoint there after every epoch (the newest 3 are kept)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the newest checkpoint in --checkpoint-dir")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     if args.resume and args.checkpoint_dir is None:
         p.error("--resume needs --checkpoint-dir DIR (the folder of the checkpoints to resume from)")

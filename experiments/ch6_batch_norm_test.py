@@ -34,6 +34,7 @@ from fnn.multi import fit_many
 from fnn_experiments import _common as ex
 
 NAME = "ch6_batch_norm_test"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 SLOW = True  # two compiled programs of 16 vmapped networks: ~30 CPU-seconds in quick mode
 EPOCHS, TRAIN_SIZE, BATCH, LR = 20, 1000, 100, 0.01
 LEARNED = 0.5  # a network whose final training accuracy reaches this has learned (chance: 0.1)
@@ -50,7 +51,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    args = ex.parser(NAME, __doc__).parse_args(argv)
+    args = ex.parser(NAME, __doc__, OPTIONS).parse_args(argv)
     out = ex.output_dir(args, NAME)
     (x_train, t_train), _ = ex.load_data(args)
     x_train, t_train = x_train[:TRAIN_SIZE], t_train[:TRAIN_SIZE]
@@ -69,7 +70,8 @@ def main(argv=None) -> dict:
             keys = jax.random.split(jax.random.fold_in(jax.random.key(args.seed), bn), len(scales))
             _, h = fit_many(model_of, optim.sgd(LR), (x_train, t_train), keys,
                             hparams=jnp.asarray(scales, x_train.dtype), epochs=EPOCHS,
-                            batch_size=BATCH, eval_data={"train": (x_train, t_train)})
+                            batch_size=BATCH, eval_data={"train": (x_train, t_train)},
+                            progress=args.progress, desc=f"{NAME} ({'with' if bn else 'without'} batch norm)")
             acc[bn] = np.asarray(h["train_acc"])  # (16, EPOCHS)
 
     fig, axes = plt.subplots(4, 4, figsize=(11, 9.4), sharex=True, sharey=True, layout="constrained")

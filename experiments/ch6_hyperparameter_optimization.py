@@ -35,10 +35,15 @@ import numpy as np
 
 from fnn import optim
 from fnn.models import mlp
-from fnn.multi import make_fit_many
+from fnn.multi import EpochProgress, make_fit_many
 from fnn_experiments import _common as ex
 
 NAME = "ch6_hyperparameter_optimization"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--trials": {"type": "int", "default": 100, "help": "random trials (default 100)"},
+    "--loop": {"choices": ["auto", "yes", "no"], "default": "auto",
+               "help": "also time the trials one after another (auto: in full mode only)"},
+}
 SLOW = True  # one compiled program of 100 vmapped networks: ~20 CPU-seconds in quick mode
 TRAIN_SIZE, VALIDATION_RATE, BATCH, SHOWN = 500, 0.2, 100, 20
 BOOK = {"best_val_acc": 0.84, "best_lr": 0.009402354663034039, "best_weight_decay": 2.7657425441943384e-06,
@@ -56,10 +61,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--trials", type=int, default=100, help="random trials (default 100)")
-    p.add_argument("--loop", choices=["auto", "yes", "no"], default="auto",
-                   help="also time the trials one after another (auto: in full mode only)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     (x_all, t_all), _ = ex.load_data(args, quick="digits")
@@ -81,9 +83,14 @@ def main(argv=None) -> dict:
     hp = {"lr": lr.astype(dtype), "wd": wd.astype(dtype)}
     keys = jax.random.split(k_init, args.trials)
     D = train[0].shape[1]
-    run = make_fit_many(lambda h: mlp.model(D, hidden, 10, weight_init="he", weight_decay=h["wd"]),
-                        lambda h: optim.sgd(h["lr"]), epochs=epochs, batch_size=BATCH,
-                        eval_names=("train", "val"))
+    shown = EpochProgress(epochs, f"{NAME} ({args.trials} trials)", enabled=args.progress)
+
+    def make_run(on_epoch):
+        return make_fit_many(lambda h: mlp.model(D, hidden, 10, weight_init="he", weight_decay=h["wd"]),
+                             lambda h: optim.sgd(h["lr"]), epochs=epochs, batch_size=BATCH,
+                             eval_names=("train", "val"), on_epoch=on_epoch)
+
+    run = make_run(shown if shown.enabled else None)
     data_args = (jnp.asarray(train[0]), jnp.asarray(train[1]),
                  (tuple(jnp.asarray(a) for a in train), tuple(jnp.asarray(a) for a in val)))
 
@@ -92,12 +99,13 @@ def main(argv=None) -> dict:
         compiled = run.lower(keys, hp, *data_args).compile()
         compile_s = time.perf_counter() - t0
         t0, c0 = time.perf_counter(), time.process_time()
-        _, h = jax.block_until_ready(compiled(keys, hp, *data_args))
+        with shown:  # the epochs' progress: a few host calls, a small part of vmap_seconds
+            _, h = jax.block_until_ready(compiled(keys, hp, *data_args))
         vmap_s, vmap_cpu = time.perf_counter() - t0, time.process_time() - c0
     timing = {"compile_seconds": compile_s, "vmap_seconds": vmap_s, "vmap_cpu_seconds": vmap_cpu}
 
     if args.loop == "yes" or (args.loop == "auto" and not args.quick):
-        one = run.lower(keys[:1], jax.tree_util.tree_map(lambda a: a[:1], hp), *data_args).compile()
+        one = make_run(None).lower(keys[:1], jax.tree_util.tree_map(lambda a: a[:1], hp), *data_args).compile()
         t0, c0 = time.perf_counter(), time.process_time()
         loop_h = []
         for i in range(args.trials):

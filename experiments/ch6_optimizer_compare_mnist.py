@@ -62,7 +62,8 @@ def main(argv=None) -> dict:
     with ex.Timer() as timer:
         for i, (name, (rule, kw)) in enumerate(SETTINGS.items()):
             losses, test_acc = ex.train_curves(model, optim.get(rule, **kw), data, config,
-                                            jax.random.fold_in(jax.random.key(args.seed), i))
+                                            jax.random.fold_in(jax.random.key(args.seed), i),
+                                            progress=args.progress, desc=f"{NAME} ({name})")
             curves[name] = losses.mean(0)
             metrics[name] = {"final_loss": float(ex.smooth(curves[name])[-1]),
                              "test_acc": float(test_acc.mean()), "test_acc_per_seed": test_acc.tolist()}

@@ -35,6 +35,7 @@ from fnn import optim
 from fnn_experiments import _common as ex
 
 NAME = "ch6_optimizer_compare_naive"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 INIT = (-7.0, 2.0)
 STEPS = 30
 OPTIMIZERS = {"SGD": ("sgd", 0.95), "Momentum": ("momentum", 0.1), "AdaGrad": ("adagrad", 1.5),
@@ -71,7 +72,7 @@ def path(optimizer: optax.GradientTransformation, steps: int = STEPS) -> np.ndar
 
 
 def main(argv=None) -> dict:
-    args = ex.parser(NAME, __doc__).parse_args(argv)
+    args = ex.parser(NAME, __doc__, OPTIONS).parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:
         paths = {name: path(optim.get(opt, learning_rate=lr)) for name, (opt, lr) in OPTIMIZERS.items()}

@@ -99,10 +99,11 @@ def main(argv=None) -> dict:
         _, h = fit_many(lambda wd: mlp.model(D, config["hidden_sizes"], 10, weight_decay=wd),
                         optim.sgd(LR), train, jax.random.split(key, 2),
                         hparams=jnp.array([0.0, WEIGHT_DECAY], x_train.dtype), epochs=epochs[0],
-                        batch_size=BATCH, eval_data=evals)
+                        batch_size=BATCH, eval_data=evals, progress=args.progress,
+                        desc=f"{NAME} (plain, weight decay)")
         _, hd = fit_many(mlp.model(D, config["hidden_sizes"], 10, drop_rate=DROP_RATE), optim.sgd(LR),
                          train, jax.random.split(jax.random.fold_in(key, 1), 1), epochs=epochs[1],
-                         batch_size=BATCH, eval_data=evals)
+                         batch_size=BATCH, eval_data=evals, progress=args.progress, desc=f"{NAME} (dropout)")
     runs = {"plain": index(h, 0), "weight_decay": index(h, 1), "dropout": index(hd, 0)}
     metrics = {name: {"train_acc": float(r["train_acc"][-1]), "test_acc": float(r["test_acc"][-1]),
                       "gap": float(np.mean(np.asarray(r["train_acc"][-LAST:]) - np.asarray(r["test_acc"][-LAST:]))),

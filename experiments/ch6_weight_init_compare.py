@@ -73,7 +73,8 @@ def main(argv=None) -> dict:
     which = jnp.repeat(jnp.arange(len(INITS)), args.seeds)  # (M,) = (4 * seeds,)
     with ex.Timer() as timer:
         losses, test_acc, ts = ex.train_curves(model_of, optim.sgd(0.01), data, config,
-                                               jax.random.key(args.seed), hparams=which, states=True)
+                                               jax.random.key(args.seed), hparams=which, states=True,
+                                               progress=args.progress, desc=NAME)
     params = jax.device_get(ts.params)
     curves, metrics = {}, {}
     for i, name in enumerate(INITS):

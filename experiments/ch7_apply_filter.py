@@ -30,6 +30,9 @@ from fnn.layers.conv import convolution
 from fnn_experiments import _common as ex
 
 NAME = "ch7_apply_filter"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--index": {"type": "int", "default": 0, "help": "which test image (default 0)"},
+}
 
 SOBEL = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
 BOOK_FILTERS = (0, 1, 2, 3)  # which of the book's 30 learned filters to show
@@ -62,8 +65,7 @@ def book_filters(download: bool) -> np.ndarray | None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--index", type=int, default=0, help="which test image (default 0)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 

@@ -35,6 +35,10 @@ from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "ch8_augmentation"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--train-size": {"type": "int", "help": "default 1000, or 300 with --quick"},
+    "--epochs": {"type": "int", "help": "default 60, or 40 with --quick"},
+}
 SLOW = True  # its quick mode takes about 40 s on 2 cores: tests/test_experiments.py runs it with -m slow
 AUGMENT = {"max_shift": 2, "max_degrees": 10.0, "crop_scale": (0.9, 1.0)}
 QUICK_SHIFT = 4  # quick mode: the digits moved by up to this many pixels each way
@@ -65,9 +69,7 @@ def plot_examples(x: np.ndarray, key, n: int = 6, copies: int = 4) -> plt.Figure
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--train-size", type=int, default=None, help="default 1000, or 300 with --quick")
-    p.add_argument("--epochs", type=int, default=None, help="default 60, or 40 with --quick")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 

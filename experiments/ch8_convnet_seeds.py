@@ -32,10 +32,16 @@ from matplotlib.ticker import MaxNLocator
 from fnn.models import cnn
 from fnn.multi import fit_many
 from fnn.optim import adam
-from fnn.step import GRADS
 from fnn_experiments import _common as ex
 
 NAME = "ch8_convnet_seeds"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--seeds": {"type": "int", "default": 16, "help": "models trained at once (default 16)"},
+    "--epochs": {"type": "int", "help": "default 5"},
+    "--train-size": {"type": "int", "help": "training images used (default 10000; --quick: all 1437 digits)"},
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
+               "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
+}
 SLOW = True  # 16 SimpleConvNets on 28x28 images: ~30 s of quick mode on 2 idle cores
 
 
@@ -90,13 +96,7 @@ def summary(values: np.ndarray) -> dict:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--seeds", type=int, default=16, help="models trained at once (default 16)")
-    p.add_argument("--epochs", type=int, default=None, help="default 5")
-    p.add_argument("--train-size", type=int, default=None,
-                   help="training images used (default 10000; --quick: all 1437 digits)")
-    p.add_argument("--grad", choices=GRADS, default="manual",
-                   help="gradient path: the book's backprop (manual) or jax.grad (autodiff)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 
@@ -119,7 +119,7 @@ def main(argv=None) -> dict:
         _, history = fit_many(model, adam(config["learning_rate"]),
                               ((x_train, t_train), (x_test, t_test)), keys,
                               epochs=config["epochs"], batch_size=config["batch_size"],
-                              grad=args.grad)
+                              grad=args.grad, progress=args.progress, desc=NAME)
     history = jax.device_get(history)
     test, train = np.asarray(history["test_acc"]), np.asarray(history["train_acc"])
     model_steps = args.seeds * config["steps_per_model"]

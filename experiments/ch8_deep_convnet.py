@@ -28,11 +28,16 @@ import numpy as np
 
 from fnn.models import cnn
 from fnn.optim import adam
-from fnn.step import GRADS
 from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "ch8_deep_convnet"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
+               "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
+    "--epochs": {"type": "int", "help": "default 20, or 8 with --quick"},
+    "--pretrained": {"action": "store_true", "help": "no training: the book's trained weights (needs full MNIST)"},
+}
 SLOW = True  # its quick mode takes about a minute on 2 cores: tests/test_experiments.py runs it with -m slow
 
 
@@ -67,12 +72,7 @@ def plot_misclassified(x: np.ndarray, t: np.ndarray, y: np.ndarray, title: str,
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--grad", choices=GRADS, default="manual",
-                   help="gradient path: the book's backprop (manual) or jax.grad (autodiff)")
-    p.add_argument("--epochs", type=int, default=None, help="default 20, or 8 with --quick")
-    p.add_argument("--pretrained", action="store_true",
-                   help="no training: the book's trained weights (needs full MNIST)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 

@@ -29,6 +29,7 @@ from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "ch8_half_precision"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 BOOK = {"im2col_float32": 0.9797, "im2col_float16": 0.9798}  # notebooks/ch08.ipynb (its float64 run: 0.9797)
 
@@ -42,7 +43,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 

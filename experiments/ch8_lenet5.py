@@ -20,11 +20,16 @@ import jax
 from fnn.data import DataNotFoundError, load
 from fnn.models import cnn
 from fnn.optim import adam
-from fnn.step import GRADS
 from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "ch8_lenet5"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
+               "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
+    "--epochs": {"type": "int", "help": "default 10, or 15 with --quick"},
+    "--classic": {"action": "store_true", "help": "tanh and average pooling (1998)"},
+}
 
 
 def LESSON(result: dict) -> None:
@@ -36,11 +41,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--grad", choices=GRADS, default="manual",
-                   help="gradient path: the book's backprop (manual) or jax.grad (autodiff)")
-    p.add_argument("--epochs", type=int, default=None, help="default 10, or 15 with --quick")
-    p.add_argument("--classic", action="store_true", help="tanh and average pooling (1998)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 

@@ -22,16 +22,17 @@ import jax
 
 from fnn import lm, optim
 from fnn.models import rnnlm
-from fnn.step import GRADS
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch5_simple_rnnlm"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual"},
+    "--epochs": {"type": "int"},
+}
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--grad", choices=GRADS, default="manual")
-    p.add_argument("--epochs", type=int, default=None)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     cfg = {"wordvec_size": 100, "hidden_size": 100, "batch_size": 10, "time_size": 5, "lr": 0.1,

@@ -22,10 +22,14 @@ import optax
 
 from fnn import lm, optim
 from fnn.models import rnnlm
-from fnn.step import GRADS
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch6_better_rnnlm"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--book": {"action": "store_true", "help": "the book's schedule: D = H = 650, 40 epochs"},
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual"},
+    "--epochs": {"type": "int"},
+}
 BOOK = {"wordvec_size": 650, "hidden_size": 650, "drop_rate": 0.5, "batch_size": 20,
         "time_size": 35, "lr": 20.0, "max_grad": 0.25, "epochs": 40, "eval_interval": 20}
 FULL = {**BOOK, "wordvec_size": 200, "hidden_size": 200, "epochs": 4}
@@ -35,10 +39,7 @@ QUICK = {**BOOK, "wordvec_size": 32, "hidden_size": 32, "drop_rate": 0.2, "time_
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--book", action="store_true", help="the book's schedule: D = H = 650, 40 epochs")
-    p.add_argument("--grad", choices=GRADS, default="manual")
-    p.add_argument("--epochs", type=int, default=None)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     cfg = dict(QUICK if args.quick else BOOK if args.book else FULL)

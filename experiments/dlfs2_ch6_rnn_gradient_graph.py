@@ -29,6 +29,7 @@ from fnn.step import TrainState, loss_and_grads
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch6_rnn_gradient_graph"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 
 
 def book_norms(scale: float, N: int = 2, H: int = 3, T: int = 20, seed: int = 3) -> list[float]:
@@ -89,7 +90,7 @@ def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:

@@ -27,10 +27,15 @@ import optax
 
 from fnn import lm, optim
 from fnn.models import rnnlm
-from fnn.step import GRADS
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch6_rnnlm"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--family": {"choices": ["lstm", "gru"], "default": "lstm"},
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
+               "help": "hand-written BPTT (manual, default) or jax.grad (autodiff)"},
+    "--epochs": {"type": "int"},
+}
 FULL = {"wordvec_size": 100, "hidden_size": 100, "batch_size": 20, "time_size": 35, "lr": 20.0,
         "max_grad": 0.25, "epochs": 4, "eval_interval": 20}
 QUICK = {"wordvec_size": 16, "hidden_size": 32, "batch_size": 20, "time_size": 10, "lr": 0.01,
@@ -39,11 +44,7 @@ QUICK = {"wordvec_size": 16, "hidden_size": 32, "batch_size": 20, "time_size": 1
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--family", choices=["lstm", "gru"], default="lstm")
-    p.add_argument("--grad", choices=GRADS, default="manual",
-                   help="hand-written BPTT (manual, default) or jax.grad (autodiff)")
-    p.add_argument("--epochs", type=int, default=None)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     cfg = dict(QUICK if args.quick else FULL)

@@ -21,11 +21,14 @@ import numpy as np
 import optax
 
 from fnn.models import seqclf
-from fnn.step import GRADS
 from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch6_seqclf"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual"},
+    "--epochs": {"type": "int"},
+}
 FAMILIES = ("rnn", "lstm", "gru")
 
 
@@ -33,9 +36,7 @@ def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--grad", choices=GRADS, default="manual")
-    p.add_argument("--epochs", type=int, default=None)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     data = ex.load_data(args, quick="digits", full="mnist")

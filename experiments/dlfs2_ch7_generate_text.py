@@ -21,8 +21,6 @@ text vs the language's; full: the test perplexities) and ``result.json``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jax
 import numpy as np
 import optax
@@ -32,6 +30,11 @@ from fnn.models import rnnlm
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch7_generate_text"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--params": {"type": "path", "help": "params_<family>.npz written by dlfs2_ch6_rnnlm (full mode)"},
+    "--start": {"default": "you", "help": "the first word (full mode; the book's 'you')"},
+    "--length": {"type": "int", "default": 100},
+}
 SKIP_WORDS = ["N", "<unk>", "$"]
 
 
@@ -40,11 +43,7 @@ def to_text(ids, id_to_word) -> str:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--params", type=Path, default=None,
-                   help="params_<family>.npz written by dlfs2_ch6_rnnlm (full mode)")
-    p.add_argument("--start", default="you", help="the first word (full mode; the book's 'you')")
-    p.add_argument("--length", type=int, default=100)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     key = jax.random.key(args.seed)

@@ -21,6 +21,10 @@ from fnn.gradient import gradient_descent
 from fnn_experiments import _common as ex
 
 NAME = "ml_linear_regression"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--lr": {"type": "float", "default": 0.5, "help": "learning rate (default 0.5)"},
+    "--steps": {"type": "int", "default": 200, "help": "gradient steps (default 200)"},
+}
 
 
 def predict(theta, x):
@@ -29,9 +33,7 @@ def predict(theta, x):
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
-    p.add_argument("--steps", type=int, default=200, help="gradient steps (default 200)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     kx, kn = jax.random.split(jax.random.key(args.seed))

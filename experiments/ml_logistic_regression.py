@@ -26,6 +26,9 @@ from fnn import functions as F
 from fnn_experiments import _common as ex
 
 NAME = "ml_logistic_regression"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--steps": {"type": "int", "default": 600, "help": "SGD steps (default 600)"},
+}
 
 
 def logits(params, x):
@@ -56,8 +59,7 @@ def train(x, t, schedule, key, *, steps: int, batch_size: int):
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--steps", type=int, default=600, help="SGD steps (default 600)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     kd, kt = jax.random.split(jax.random.key(args.seed))

@@ -266,8 +266,8 @@ class Run:
         tr, te = parallel.to_host(self.evaluate(new_ts))
         self.eval_seconds += time.perf_counter() - t0
         self.record(epoch, self.done + nb, losses, tr, te)  # the epoch's one change to the records
-        self.bar.set_postfix(loss=f"{losses.mean():.4f}", train_acc=f"{tr['accuracy']:.4f}",
-                             test_acc=f"{te['accuracy']:.4f}")
+        self.bar.update(loss=float(losses.mean()), train_acc=float(tr["accuracy"]),
+                        test_acc=float(te["accuracy"]))
         return new_ts
 
     def record(self, epoch: int, done: int, losses: np.ndarray, tr: dict, te: dict) -> None:

@@ -23,6 +23,8 @@ import jax
 
 from fnn.files import cache_dir
 
+__all__ = ["OFF", "directory", "enable"]
+
 OFF = ("0", "off", "false", "no")
 
 

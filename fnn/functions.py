@@ -16,6 +16,12 @@ from jax import Array
 
 from fnn._checks import check_labels
 
+__all__ = [
+    "ACTIVATIONS", "accuracy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "cross_entropy_error", "get_activation", "identity", "leaky_relu", "log_softmax", "mean_squared_error", "relu",
+    "sigmoid", "softmax", "squared_loss", "step_function", "tanh",
+]
+
 # --------------------------------------------------------------------------------------------
 # Activations (DLFS1 §3.2)
 # --------------------------------------------------------------------------------------------

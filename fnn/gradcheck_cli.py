@@ -26,6 +26,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+__all__ = ["AUTODIFF_TOL", "CNNS", "LM_SIZES", "MODELS", "NUMERICAL_TOL", "build", "main", "parser"]
+
 AUTODIFF_TOL = 1e-6  # largest relative hand-vs-jax.grad difference per leaf that passes (the contract)
 NUMERICAL_TOL = 1e-4  # largest relative difference to the numerical gradient per leaf that passes (h = 1e-5)
 

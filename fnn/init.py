@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+__all__ = ["INITIALIZERS", "get", "he", "Initializer", "normal", "normals", "std", "xavier", "zeros"]
+
 Initializer = Callable[..., Array]
 
 

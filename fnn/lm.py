@@ -32,7 +32,6 @@ import numpy as np
 import optax
 from jax import Array
 from jax.sharding import Mesh
-from tqdm.auto import tqdm
 
 from fnn import functions as F
 from fnn import parallel
@@ -40,7 +39,10 @@ from fnn._checks import check_corpus, check_ids, check_positive_int
 from fnn.data.corpus import bptt_batches, eval_batches
 from fnn.models._model import Model
 from fnn.optim import set_learning_rate
+from fnn.progress import bar as progress_bar
 from fnn.step import GRADS, TrainState, make_steps, own_copy
+
+__all__ = ["fit_lm", "generate", "initial_state", "make_perplexity", "perplexity", "vocab_size"]
 
 
 def initial_state(model: Model, params, batch_size: int, time_size: int = 1):
@@ -140,47 +142,48 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
     ppl_eval = parallel.on_mesh(make_perplexity(model), mesh) if val_corpus is not None else None
     history = {"ppl": [], "ppl_step": [], "val_ppl": [], "lr": [], "epoch_loss": []}
     best, time_idx, seconds, done = math.inf, 0, 0.0, 0
-    bar = tqdm(total=epochs * per_epoch, desc=desc or model.name, unit="step", disable=not progress)
-    for epoch in range(epochs):
-        xs, ys, time_idx = bptt_batches(corpus, batch_size, time_size, time_idx=time_idx)
-        epoch_losses = []
-        for start in range(0, per_epoch, eval_interval):
-            stop = min(start + eval_interval, per_epoch)
-            key, k = jax.random.split(key)
-            t0 = time.perf_counter()
-            train_state, metrics = run(train_state, jnp.asarray(xs[start:stop]),
-                                       jnp.asarray(ys[start:stop]), k)
-            losses, finite = np.asarray(metrics["loss"]), np.asarray(metrics["finite"])
-            seconds += time.perf_counter() - t0
-            if not np.all(finite):  # the step was refused (fnn.step): the state is the one before it
-                i = int(np.argmin(finite))
-                what = (f"the loss became {losses[i]}" if not np.isfinite(losses[i])
-                        else f"a gradient became non-finite (loss {losses[i]:.6g})")
-                raise FloatingPointError(f"fit_lm: {what} at step {done + i + 1} (epoch {epoch + 1}); "
-                                         f"lower the learning rate")
-            done += stop - start
-            epoch_losses.append(losses)
-            history["ppl"].append(float(np.exp(losses.mean())))
-            history["ppl_step"].append(done)
-            bar.update(stop - start)
-            bar.set_postfix(ppl=f"{history['ppl'][-1]:.2f}")
-        history["epoch_loss"].append(float(np.concatenate(epoch_losses).mean()))
-        hp = getattr(train_state.opt_state, "hyperparams", {})
-        history["lr"].append(float(hp["learning_rate"]) if "learning_rate" in hp else None)
-        if ppl_eval is not None:
-            vx, vt = eval_batches(val_corpus)
-            val = float(ppl_eval(train_state.params, jnp.asarray(vx), jnp.asarray(vt)))
-            history["val_ppl"].append(val)
-            bar.set_postfix(ppl=f"{history['ppl'][-1]:.2f}", val_ppl=f"{val:.2f}")
-            if lr_decay is not None and val >= best:
-                opt_state = set_learning_rate(train_state.opt_state,
-                                              history["lr"][-1] / lr_decay)
-                train_state = train_state._replace(opt_state=opt_state)
-            best = min(best, val)
-        if reset_each_epoch:
-            train_state = train_state._replace(state=jax.tree_util.tree_map(
-                jnp.zeros_like, train_state.state))
-    bar.close()
+    with progress_bar(epochs * per_epoch, desc=desc or model.name, unit="step", enabled=progress) as bar:
+        for epoch in range(epochs):
+            xs, ys, time_idx = bptt_batches(corpus, batch_size, time_size, time_idx=time_idx)
+            epoch_losses = []
+            for start in range(0, per_epoch, eval_interval):
+                stop = min(start + eval_interval, per_epoch)
+                key, k = jax.random.split(key)
+                t0 = time.perf_counter()
+                train_state, metrics = run(train_state, jnp.asarray(xs[start:stop]),
+                                           jnp.asarray(ys[start:stop]), k)
+                losses, finite = np.asarray(metrics["loss"]), np.asarray(metrics["finite"])
+                seconds += time.perf_counter() - t0
+                if not np.all(finite):  # the step was refused (fnn.step): the state is the one before it
+                    i = int(np.argmin(finite))
+                    what = (f"the loss became {losses[i]}" if not np.isfinite(losses[i])
+                            else f"a gradient became non-finite (loss {losses[i]:.6g})")
+                    raise FloatingPointError(f"fit_lm: {what} at step {done + i + 1} (epoch {epoch + 1}); "
+                                             f"lower the learning rate")
+                done += stop - start
+                epoch_losses.append(losses)
+                history["ppl"].append(float(np.exp(losses.mean())))
+                history["ppl_step"].append(done)
+                if stop < per_epoch:  # within the epoch: a bar moves, a log waits for the epoch's line
+                    bar.update(stop - start, line=False, epoch=epoch + 1, ppl=history["ppl"][-1])
+            epoch_line = {"epoch": epoch + 1, "ppl": history["ppl"][-1]}
+            history["epoch_loss"].append(float(np.concatenate(epoch_losses).mean()))
+            hp = getattr(train_state.opt_state, "hyperparams", {})
+            history["lr"].append(float(hp["learning_rate"]) if "learning_rate" in hp else None)
+            if ppl_eval is not None:
+                vx, vt = eval_batches(val_corpus)
+                val = float(ppl_eval(train_state.params, jnp.asarray(vx), jnp.asarray(vt)))
+                history["val_ppl"].append(val)
+                epoch_line["val_ppl"] = val
+                if lr_decay is not None and val >= best:
+                    opt_state = set_learning_rate(train_state.opt_state,
+                                                  history["lr"][-1] / lr_decay)
+                    train_state = train_state._replace(opt_state=opt_state)
+                best = min(best, val)
+            bar.update(per_epoch - (bar.n - epoch * per_epoch), **epoch_line)  # the epoch's last steps
+            if reset_each_epoch:
+                train_state = train_state._replace(state=jax.tree_util.tree_map(
+                    jnp.zeros_like, train_state.state))
     history["seconds"] = seconds
     return train_state, history
 

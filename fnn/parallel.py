@@ -50,6 +50,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+__all__ = [
+    "AXIS", "batch_mesh", "batch_sharded", "check_batch_size", "num_shards", "replicate", "replicated", "shard_batch",
+    "on_mesh", "split", "to_host",
+]
+
 # The name of the mesh axis that the mini-batch is split over.
 AXIS = "batch"
 

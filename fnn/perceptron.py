@@ -23,6 +23,11 @@ from jax import Array
 
 from fnn._checks import check_floating, check_positive_int
 
+__all__ = [
+    "AND", "GATES", "INPUTS", "NAND", "OR", "XOR", "gate_params", "Perceptron", "perceptron", "perceptron_learn",
+    "truth_table",
+]
+
 
 class Perceptron(NamedTuple):
     """A perceptron's parameters: weights ``w`` (D,) and bias ``b`` () (DLFS1 §2.3.2)."""

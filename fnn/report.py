@@ -30,6 +30,11 @@ import numpy as np
 
 from fnn.files import write_atomic
 
+__all__ = [
+    "CHAPTERS", "CSS", "TEXT_LIMIT", "chapter", "cited", "collect", "comparisons", "difference", "fmt", "leaves",
+    "main", "render", "seconds",
+]
+
 # Chapter titles of the books, for the section headings.
 CHAPTERS = {("DLFS1", 1): "Introduction to Python", ("DLFS1", 2): "Perceptrons",
             ("DLFS1", 3): "Neural networks", ("DLFS1", 4): "Neural network training",

@@ -49,6 +49,11 @@ from fnn import parallel
 from fnn._checks import check_set
 from fnn.models._model import Model, Params, State
 
+__all__ = [
+    "GRADS", "consumed", "init_train_state", "loss_and_grads", "make_epoch", "make_evaluate", "make_step",
+    "make_steps", "own_copy", "TrainState",
+]
+
 # The gradient paths: ``jax.grad`` of the model's loss, or the model's hand-written backprop.
 GRADS = ("autodiff", "manual")
 

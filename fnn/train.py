@@ -50,7 +50,6 @@ import contextlib
 import functools
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -61,7 +60,6 @@ import numpy as np
 import optax
 from jax import Array
 from jax.sharding import Mesh
-from tqdm.auto import tqdm
 
 from fnn import checkpoint, parallel
 from fnn._checks import check_data, check_positive_int, check_set
@@ -69,7 +67,10 @@ from fnn._run import Run as _Run
 from fnn._run import run_record
 from fnn.files import FolderLock
 from fnn.models._model import Model
+from fnn.progress import bar as progress_bar
 from fnn.step import GRADS, TrainState, init_train_state, make_epoch, make_evaluate, own_copy
+
+__all__ = ["Checkpoints", "fit"]
 
 
 class Checkpoints(NamedTuple):
@@ -93,7 +94,8 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
 
     Give `epochs`, or `steps` (the book counts iterations: ``steps=10000`` with batch 100 on
     60,000 samples is 16 epochs and 400 steps). After every epoch the train and test sets are
-    evaluated (the book's "train acc, test acc" lines), shown on a tqdm bar. `train_state`
+    evaluated (the book's "train acc, test acc" lines), shown by `fnn.progress` (a bar on a
+    terminal, one line an epoch in a log). `train_state`
     continues a run instead of initialising a new one; `checkpoints` (a folder or `Checkpoints`)
     writes the run to disk and resumes it; `devices` splits each mini-batch over several devices
     (both: see the module docstring).
@@ -148,13 +150,12 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
         evaluate = _cached(make_evaluate, model, batch_size=eval_batch_size, mesh=mesh, check=False)
         run.evaluate = lambda ts: (evaluate(ts.params, ts.state, x, t), evaluate(ts.params, ts.state, *test))
         n_epochs = math.ceil(steps / per_epoch)
-        run.bar = bar = tqdm(range(run.epoch + 1, n_epochs + 1), initial=run.epoch, total=n_epochs,
-                             desc=desc or model.name, unit="epoch", disable=not progress)
-        if run.resumed_from is not None and progress:
-            bar.write(f"fit: resumed from epoch {run.epoch} ({run.resumed_from})", file=sys.stderr)
+        run.bar = bar = progress_bar(n_epochs, desc=desc or model.name, initial=run.epoch, enabled=progress)
+        if run.resumed_from is not None:
+            bar.write(f"fit: resumed from epoch {run.epoch} ({run.resumed_from})")
         pending = None  # an epoch dispatched but not yet finished: what Ctrl-C must wait for
         try:
-            for epoch in bar:
+            for epoch in range(run.epoch + 1, n_epochs + 1):
                 nb = min(per_epoch, steps - run.done)
                 epoch_fn = _cached(make_epoch, model, optimizer, batch_size=batch_size, grad=grad,
                                    num_batches=nb, mesh=mesh)
@@ -167,6 +168,8 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
         except KeyboardInterrupt:
             run.interrupted(ts, pending)
             raise
+        finally:
+            bar.close()
     return ts, run.history()
 
 

@@ -420,7 +420,7 @@ def test_safe_load_admits_numpy_arrays():
 
 
 @pytest.mark.parametrize("argv, fragments", [
-    (["run", "ch5_train_neuralnet", "--seed", "x1"], ["--seed", "invalid int value", "'x1'"]),
+    (["run", "ch5_train_neuralnet", "--seed", "x1"], ["--seed", "'x1' is not an integer"]),
     (["run", "ch5_train_neuralnet", "--grad", "numerical"], ["--grad", "invalid choice", "'numerical'"]),
     (["run", "ch5_train_neuralnet", "--resume"], ["--resume needs --checkpoint-dir"]),
     (["run", "ch5_train_neuralnet", "--steps", "0"], ["--steps is 0", "positive integer"]),

@@ -26,6 +26,8 @@ from jax.scipy.ndimage import map_coordinates
 
 from fnn._checks import check_floating, check_ndim
 
+__all__ = ["augment", "warp"]
+
 
 def warp(x: Array, A: Array, b: Array) -> Array:
     """Resample every image: output pixel p reads input at ``A[n] @ p + b[n]`` (bilinear, zeros outside).

@@ -26,6 +26,11 @@ import numpy as np
 
 from fnn._checks import check_int, check_positive_int
 
+__all__ = [
+    "bptt_batches", "eval_batches", "generated_corpus", "markov_language", "MarkovLanguage", "sample",
+    "true_perplexity",
+]
+
 
 class MarkovLanguage(NamedTuple):
     """A stationary Markov chain of order `order` over `vocab_size` words."""

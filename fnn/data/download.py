@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 
 from fnn.files import fsync_dir
 
-__all__ = ["ChecksumError", "DataFormatError", "DataNotFoundError", "DownloadError", "download", "find_file",
-           "open_regular", "path_kind", "verify_file"]
+__all__ = ["ChecksumError", "DataFormatError", "DataNotFoundError", "DownloadError", "download", "file_digests",
+           "find_file", "open_regular", "path_kind", "verify_file"]
 
 _CHUNK = 1 << 20  # bytes read per step
 

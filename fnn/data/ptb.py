@@ -25,6 +25,8 @@ import numpy as np
 from fnn.data.download import DataFormatError, find_file, open_regular
 from fnn.files import data_dirs
 
+__all__ = ["FILES", "MIN_WORDS", "SPLITS", "URL_BASE", "load_ptb", "ptb_dirs", "ptb_file"]
+
 URL_BASE = "https://raw.githubusercontent.com/tomsercu/lstm/master/data/"
 FILES = {  # split -> (file name, sha256)
     "train": ("ptb.train.txt", "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf"),

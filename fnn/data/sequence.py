@@ -34,6 +34,11 @@ import numpy as np
 from fnn.data.download import DataFormatError, DataNotFoundError, find_file, open_regular, path_kind
 from fnn.files import data_dirs
 
+__all__ = [
+    "BOOK_FILES", "DATE_FORMATS", "DATE_WIDTH", "START", "URL_BASE", "addition_problems", "date_problems",
+    "load_sequence", "sequence_file", "SequenceData", "SequenceFormatError",
+]
+
 URL_BASE = ("https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch-2/"
             "842ae31c2bb070f5116275606ed90396626a2c17/dataset/")
 BOOK_FILES = {  # name -> (file name, sha256)

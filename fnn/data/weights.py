@@ -22,7 +22,7 @@ from fnn.data.download import ChecksumError, DataFormatError, find_file, verify_
 from fnn.data.safe_pickle import MAX_BYTES, WeightsFormatError, safe_load
 from fnn.files import data_dirs
 
-__all__ = ["BOOK_FILES", "MAX_BYTES", "WeightsChecksumError", "WeightsFormatError", "book_file",
+__all__ = ["BOOK_FILES", "MAX_BYTES", "WeightsChecksumError", "WeightsFormatError", "book_dirs", "book_file",
            "load_book_weights", "safe_load"]
 
 _DLFS1 = "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch/master/"

@@ -33,6 +33,8 @@ from fnn import functions as F
 from fnn._checks import check_floating, check_ndim
 from fnn.layers.core import NO_PARAMS, Layer, Params
 
+__all__ = ["attention", "attention_weight", "SumCache", "time_attention", "TimeCache", "weight_sum", "WeightCache"]
+
 # --------------------------------------------------------------------------------------------
 # Kernels on U queries at once: hs (N, T, H), q (N, U, H), a (N, U, T), context (N, U, H)
 # --------------------------------------------------------------------------------------------

@@ -41,6 +41,10 @@ from fnn._checks import check_floating, check_ndim
 from fnn.layers.core import Layer, Params
 from fnn.layers.im2col import col2im_nhwc, im2col_nhwc, nchw_layer, output_size, pad_hw, to_nchw, to_nhwc
 
+__all__ = [
+    "DEFAULT_IMPL", "IMPLS", "choose_impl", "conv2d", "conv2d_nhwc", "ConvCache", "convolution", "convolution_nhwc",
+]
+
 # The kernels that compute the convolution's equations; "auto" (`choose_impl`) picks per layer.
 IMPLS = ("im2col", "lax")
 # The kernel of every convolution unless one is named: `choose_impl`'s per-layer choice.

@@ -24,6 +24,11 @@ from jax import Array
 from fnn import functions as F
 from fnn._checks import check_labels, check_ndim, check_nonempty
 
+__all__ = [
+    "ACTIVATION_LAYERS", "NO_PARAMS", "activation_layer", "add", "affine", "identity", "Layer", "mul", "Params",
+    "relu", "sigmoid", "softmax_with_loss", "tanh",
+]
+
 Params = dict[str, Array]
 NO_PARAMS: Params = {}
 

@@ -18,6 +18,8 @@ from jax import Array
 
 from fnn.layers.core import NO_PARAMS, Layer, Params
 
+__all__ = ["dropout"]
+
 
 def _check_rate(drop_rate: float) -> None:
     if not 0.0 <= drop_rate < 1.0:

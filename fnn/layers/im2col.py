@@ -19,6 +19,9 @@ from jax import Array, lax
 from fnn._checks import check_ndim
 from fnn.layers.core import Layer
 
+__all__ = ["col2im", "col2im_nhwc", "im2col", "im2col_nhwc", "nchw_layer", "output_size", "pad_hw", "patches",
+           "to_nchw", "to_nhwc", "unpatches"]
+
 # --------------------------------------------------------------------------------------------
 # Shape checks
 # --------------------------------------------------------------------------------------------

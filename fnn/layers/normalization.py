@@ -38,6 +38,8 @@ from jax import Array
 
 from fnn.layers.core import Layer, Params
 
+__all__ = ["EPS", "MOMENTUM", "batch_norm", "BatchNormCache", "init_params", "init_state"]
+
 MOMENTUM = 0.9
 EPS = 1e-6  # the book's 10e-7
 

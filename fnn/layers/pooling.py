@@ -31,6 +31,8 @@ from fnn._checks import check_ndim
 from fnn.layers.core import NO_PARAMS, Layer, Params
 from fnn.layers.im2col import nchw_layer, output_size, pad_hw, patches, to_nchw, to_nhwc, unpatches
 
+__all__ = ["MODES", "pool2d", "pool2d_nhwc", "PoolCache", "pooling", "pooling_nhwc"]
+
 MODES = ("max", "avg")
 
 

@@ -48,6 +48,11 @@ from fnn._checks import check_floating, check_ndim, check_positive_int
 from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 
+__all__ = [
+    "FAMILIES", "GRU", "LSTM", "RNN", "gru_cell", "init", "lstm_cell", "rnn_cell", "time_gru", "time_layer",
+    "time_lstm", "time_rnn", "zero_state",
+]
+
 
 def _act(layer: Layer, x: Array) -> Array:
     return layer.forward(L.NO_PARAMS, x)[0]

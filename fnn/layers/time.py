@@ -27,6 +27,11 @@ from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 from fnn.layers.dropout import dropout
 
+__all__ = [
+    "HEAD_ROWS", "IGNORE_LABEL", "time_affine", "time_affine_softmax_with_loss", "time_dropout", "time_embedding",
+    "time_softmax_with_loss",
+]
+
 IGNORE_LABEL = -1
 
 

@@ -11,6 +11,8 @@ import jax.numpy as jnp
 from fnn.data.augment import augment
 from fnn.models._model import Model
 
+__all__ = ["augmented"]
+
 
 def augmented(model: Model, **augment_kwargs) -> Model:
     """`model` trained on augmented batches: `loss` and `manual_grad` transform x with `augment`

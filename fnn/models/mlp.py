@@ -43,6 +43,11 @@ from fnn.models import runner
 from fnn.models._model import Model, Params, State, check_positive_int
 from fnn.models.runner import Node
 
+__all__ = [
+    "apply", "init", "init_state", "loss", "loss_and_state", "manual_grad", "manual_grad_and_state", "model",
+    "network", "num_layers", "two_layer_net", "weight_decay_term",
+]
+
 
 def _check_weight_init(weight_init) -> None:
     """A name or number `fnn.init.get` accepts, or a scalar array (a traced std under `vmap`)."""

@@ -43,6 +43,11 @@ from fnn.models import runner
 from fnn.models._model import Model, Params, check_positive_int
 from fnn.models.runner import Node
 
+__all__ = [
+    "DEFAULT", "apply", "better_rnnlm", "Config", "from_book_params", "init", "layer_names", "loss", "manual_grad",
+    "model", "network", "rnnlm", "simple_rnnlm",
+]
+
 
 class Config(NamedTuple):
     """What distinguishes the book's three LMs."""

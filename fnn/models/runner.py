@@ -64,6 +64,8 @@ from jax import Array
 
 from fnn.layers.core import NO_PARAMS, Layer
 
+__all__ = ["backward", "forward", "last_step", "Node", "Where"]
+
 # Where a node's parameters (or state) live: None, a key of a nested pytree, or {layer name: key}.
 Where = str | Mapping[str, str] | None
 

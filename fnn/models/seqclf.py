@@ -23,6 +23,8 @@ from fnn.models import runner
 from fnn.models._model import Model, check_positive_int
 from fnn.models.runner import Node
 
+__all__ = ["model", "network"]
+
 
 def _as_sequence(x: Array, rows: int) -> Array:
     """(N, T, D), from (N, T, D), (N, 1, T, D) or (N, T*D)."""

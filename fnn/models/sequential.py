@@ -50,6 +50,11 @@ from fnn.models import runner
 from fnn.models._model import Model, Params, check_positive_int
 from fnn.models.runner import Node
 
+__all__ = [
+    "CONV_CHOICES", "CONV_IMPLS", "SPECS", "Act", "Affine", "apply", "Conv", "Dropout", "Flatten", "flatten_nhwc",
+    "init", "loss", "manual_grad", "model", "network", "param_names", "param_shapes", "Pool",
+]
+
 # The convolution kernels, "im2col" and "lax"; a model also takes "auto" (see the module doc).
 CONV_IMPLS = IMPLS
 CONV_CHOICES = ("auto", *IMPLS)

@@ -14,6 +14,11 @@ of the step count, 0 at the first step). Every other hyper-parameter may be a tr
 ``W`` is any parameter leaf, ``dW`` its gradient and ``t`` the step number (1 at the first
 step); every operation is element-wise.
 
+Arguments carry optax's names (``b1``, ``b2``, ``eps``, ``decay``), so code written for optax
+reads the same; the book's names (``beta1``, ``beta2``, ``decay_rate``) are accepted as keyword
+aliases: ``adam(1e-3, beta1=0.8)`` is ``adam(1e-3, b1=0.8)``; giving both names of one
+hyper-parameter with different values is an error.
+
 "Measured" differences from optax below are the maximum, over 100 steps and over the leaves
 of the test problem of ``tests/optim/test_transforms.py`` (a 3x4 matrix, a 4-vector and a
 scalar under a coupled quadratic + quartic loss, float64), of
@@ -30,6 +35,9 @@ import optax
 
 from fnn.optim import transforms as T
 from fnn.optim.clip import clip_by_global_norm
+
+# A book's name not given (None is not a valid value of any of them).
+_UNSET = None
 
 __all__ = ["adadelta", "adagrad", "adam", "get", "momentum", "nesterov", "rmsprop", "set_learning_rate", "sgd"]
 
@@ -146,16 +154,28 @@ def adagrad(learning_rate: Any = 0.01, *, eps: float = 1e-7) -> optax.GradientTr
     return optax.chain(T.scale_by_adagrad(eps), T.scale_by_learning_rate(learning_rate))
 
 
+def _book_name(fn: str, name: str, value: Any, default: Any, book: str, book_value: Any) -> tuple[Any, str]:
+    """``(value, name)`` of a hyper-parameter, or ``(book_value, book)`` when it was given under the
+    book's name (errors then name what the caller wrote)."""
+    if book_value is _UNSET:
+        return value, name
+    if value is not book_value and value != default and value != book_value:
+        raise TypeError(f"{fn}: got {name}={value!r} and {book}={book_value!r}, one hyper-parameter under "
+                        f"optax's name and the book's; expected one of them")
+    return book_value, book
+
+
 def rmsprop(
-    learning_rate: Any = 0.01, decay_rate: float = 0.99, *, eps: float = 1e-7
+    learning_rate: Any = 0.01, decay: float = 0.99, *, eps: float = 1e-7, decay_rate: float | None = _UNSET
 ) -> optax.GradientTransformation:
     """RMSprop, DLFS1 §6.1.5 (the book's ``RMSprop``)::
 
-        h <- decay_rate * h + (1 - decay_rate) * dW * dW     (h starts at 0)
-        W <- W - lr * dW / (sqrt(h) + eps)                    (eps = 1e-7)
+        h <- decay * h + (1 - decay) * dW * dW     (h starts at 0)
+        W <- W - lr * dW / (sqrt(h) + eps)          (eps = 1e-7)
 
-    The book's `decay_rate` is the weight *kept* on the old average: 0.99 forgets slowly.
-    Equals ``optax.rmsprop(lr, decay=decay_rate, eps=eps, eps_in_sqrt=False)``. Measured
+    `decay` (optax's name; the book's `decay_rate`, accepted as an alias) is the weight *kept*
+    on the old average: 0.99 forgets slowly.
+    Equals ``optax.rmsprop(lr, decay=decay, eps=eps, eps_in_sqrt=False)``. Measured
     against ``optax.rmsprop(0.01, decay=0.99)`` (eps 1e-8 inside the square root): 2.7e-6
     relative.
 
@@ -163,25 +183,29 @@ def rmsprop(
       Tieleman and Hinton, "Lecture 6.5 - RMSprop", COURSERA: Neural Networks for Machine
       Learning, 2012.
     """
+    decay, decay_name = _book_name("rmsprop", "decay", decay, 0.99, "decay_rate", decay_rate)
     T.check_learning_rate("rmsprop", learning_rate)
-    T.check_unit_interval("rmsprop", "decay_rate", decay_rate)
+    T.check_unit_interval("rmsprop", decay_name, decay)
     T.check_eps("rmsprop", eps)
-    return optax.chain(T.scale_by_rmsprop(decay_rate, eps), T.scale_by_learning_rate(learning_rate))
+    return optax.chain(T.scale_by_rmsprop(decay, eps), T.scale_by_learning_rate(learning_rate))
 
 
 def adam(
-    learning_rate: Any = 0.001, beta1: float = 0.9, beta2: float = 0.999, *, eps: float = 1e-7
+    learning_rate: Any = 0.001, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7, *,
+    beta1: float | None = _UNSET, beta2: float | None = _UNSET,
 ) -> optax.GradientTransformation:
     """Adam, DLFS1 §6.1.6 (the book's ``Adam``), bias correction folded into the rate::
 
-        m <- m + (1 - beta1) * (dW - m)                       (m, v start at 0)
-        v <- v + (1 - beta2) * (dW * dW - v)
-        lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)
-        W <- W - lr_t * m / (sqrt(v) + eps)                   (eps = 1e-7)
+        m <- m + (1 - b1) * (dW - m)                       (m, v start at 0)
+        v <- v + (1 - b2) * (dW * dW - v)
+        lr_t = lr * sqrt(1 - b2**t) / (1 - b1**t)
+        W <- W - lr_t * m / (sqrt(v) + eps)                (eps = 1e-7)
+
+    `b1`, `b2`, `eps` are optax's names; the book's `beta1`, `beta2` are accepted as aliases.
 
     This is the "more efficient" ordering of Kingma and Ba (end of §2). Here `v` is the
     second moment, not Momentum's velocity. It is ``optax.adam``'s
-    ``m_hat / (sqrt(v_hat) + eps)`` with eps replaced by ``eps / sqrt(1 - beta2**t)``
+    ``m_hat / (sqrt(v_hat) + eps)`` with eps replaced by ``eps / sqrt(1 - b2**t)``
     (3.2e-6 at t = 1, 1e-7 as t grows); with ``eps=0`` on both sides they are equal,
     schedules included. Measured against ``optax.adam(0.01)`` (eps=1e-8): 1.2e-6 relative
     (1.1e-6 against ``optax.adam(0.01, eps=1e-7)``).
@@ -190,11 +214,13 @@ def adam(
       Kingma and Ba, "Adam: A method for stochastic optimization", ICLR 2015
       (arXiv:1412.6980).
     """
+    b1, b1_name = _book_name("adam", "b1", b1, 0.9, "beta1", beta1)
+    b2, b2_name = _book_name("adam", "b2", b2, 0.999, "beta2", beta2)
     T.check_learning_rate("adam", learning_rate)
-    T.check_unit_interval("adam", "beta1", beta1)
-    T.check_unit_interval("adam", "beta2", beta2)
+    T.check_unit_interval("adam", b1_name, b1)
+    T.check_unit_interval("adam", b2_name, b2)
     T.check_eps("adam", eps)
-    return optax.chain(T.scale_by_book_adam(beta1, beta2, eps), T.scale_by_learning_rate(learning_rate))
+    return optax.chain(T.scale_by_book_adam(b1, b2, eps), T.scale_by_learning_rate(learning_rate))
 
 
 def adadelta(learning_rate: Any = 1.0, rho: float = 0.95, eps: float = 1e-6) -> optax.GradientTransformation:

@@ -243,6 +243,9 @@ _BAD = [
     ("adam", "beta1", 1.0, "[0, 1)"),
     ("adam", "beta2", 1.5, "[0, 1)"),
     ("adam", "beta2", math.nan, "[0, 1)"),
+    ("adam", "b1", -0.5, "[0, 1)"),
+    ("adam", "b2", 1.0, "[0, 1)"),
+    ("rmsprop", "decay", 1.0, "[0, 1)"),
     ("adadelta", "rho", 1.0, "[0, 1)"),
     ("adadelta", "eps", 0.0, "> 0"),
     ("adadelta", "learning_rate", -1.0, ">= 0"),
@@ -256,6 +259,30 @@ def test_bad_hyper_parameter_names_function_argument_range_and_value(name, arg, 
     msg = str(info.value)
     assert msg.startswith(f"{name}: {arg} must be "), msg
     assert expected in msg and msg.endswith(f"got {bad!r}"), msg
+
+
+def test_optax_names_and_the_books_aliases_build_the_same_optimizer():
+    """adam's b1/b2/eps and rmsprop's decay are optax's names; beta1/beta2/decay_rate the book's."""
+    g = {"W": jnp.array([[0.3, -1.2], [2.0, 0.01]])}
+    for ours, book, theirs in [
+        (O.adam(0.01, b1=0.8, b2=0.99, eps=0.0), O.adam(0.01, beta1=0.8, beta2=0.99, eps=0.0),
+         optax.adam(0.01, b1=0.8, b2=0.99, eps=0.0)),
+        (O.adam(0.01, 0.8, 0.99, 0.0), O.get("adam", learning_rate=0.01, beta1=0.8, beta2=0.99, eps=0.0),
+         optax.adam(0.01, 0.8, 0.99, 0.0)),
+        (O.rmsprop(0.01, decay=0.9), O.rmsprop(0.01, decay_rate=0.9),
+         optax.rmsprop(0.01, decay=0.9, eps=1e-7, eps_in_sqrt=False)),
+    ]:
+        updates = [opt.update(g, opt.init(g))[0]["W"] for opt in (ours, book, theirs)]
+        np.testing.assert_array_equal(updates[0], updates[1])
+        np.testing.assert_allclose(updates[0], updates[2], rtol=1e-12)
+
+
+def test_both_names_of_one_hyper_parameter_are_refused():
+    with pytest.raises(TypeError, match=r"adam: got b1=0\.8 and beta1=0\.7, one hyper-parameter under optax's"):
+        O.adam(0.01, b1=0.8, beta1=0.7)
+    with pytest.raises(TypeError, match=r"rmsprop: got decay=0\.5 and decay_rate=0\.9"):
+        O.rmsprop(decay=0.5, decay_rate=0.9)
+    O.adam(0.01, b1=0.8, beta1=0.8)  # the same value twice is not a conflict
 
 
 def test_learning_rate_zero_and_schedule_are_fine():
