@@ -102,12 +102,16 @@ def check_positive_int(fn: str, name: str, value, *, or_none: bool = False) -> i
                      expected="a positive integer or None" if or_none else "a positive integer")
 
 
-def check_data(fn: str, name: str, x, t) -> None:
-    """Validate a data set (x, t): floating x with a sample axis, labels `t` with as many samples."""
+def check_data(fn: str, name: str, x, t, *, ids: bool = False) -> None:
+    """Validate a data set (x, t): floating x with a sample axis, labels `t` with as many samples.
+    ``ids=True``: x holds integer ids instead (the input of a model that embeds them, seq2seq)."""
     for arr, arg in ((x, f"{name} x"), (t, f"{name} t")):
         if not hasattr(arr, "shape"):
             raise TypeError(f"{fn}: {arg} is a {type(arr).__name__}, expected an array")
-    check_floating(fn, f"{name} x", x)
+    if not ids:
+        check_floating(fn, f"{name} x", x)
+    elif not jnp.issubdtype(x.dtype, jnp.integer):
+        raise TypeError(f"{fn}: {name} x has dtype {x.dtype}, expected integer ids")
     if x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"{fn}: {name} x has shape {tuple(x.shape)}, expected (N, ...) with N >= 1")
     if t.shape[:1] != x.shape[:1]:

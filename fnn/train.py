@@ -90,7 +90,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
         the message names the step, the first non-finite leaf and the last checkpoint written;
         the error's ``train_state`` attribute holds the parameters of the step before.
     """
-    (x, t), test = _check_data(data)
+    (x, t), test = _check_data(data, ids=model.evaluate is not None)
     steps, batch_size, eval_batch_size, checkpoints = _check_arguments(
         x.shape[0], grad=grad, batch_size=batch_size, epochs=epochs, steps=steps, key=key,
         eval_batch_size=eval_batch_size, checkpoints=checkpoints, train_state=train_state)
@@ -130,8 +130,9 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_data(data):
-    """``((x_train, t_train), (x_test, t_test))`` as jax arrays, each set checked, or a clear error."""
+def _check_data(data, ids: bool = False):
+    """``((x_train, t_train), (x_test, t_test))`` as jax arrays, each set checked, or a clear error;
+    with `ids`, x holds integer ids (a model with its own ``evaluate``: seq2seq)."""
     def describe(d):
         if isinstance(d, (tuple, list)):
             return f"a {type(d).__name__} of {len(d)} ({', '.join(describe(e) for e in d)})"
@@ -141,7 +142,7 @@ def _check_data(data):
     if not ok:
         raise TypeError(f"fit: data is {describe(data)}, expected ((x_train, t_train), (x_test, t_test))")
     for name, (x, t) in zip(("train", "test"), data, strict=True):
-        check_data("fit", name, x, t)
+        check_data("fit", name, x, t, ids=ids)
     return tuple((jnp.asarray(x), jnp.asarray(t)) for x, t in data)
 
 
@@ -205,7 +206,11 @@ def _check_train_state(model: Model, ts, template) -> None:
 
 
 def _check_labels_against_model(model: Model, ts: TrainState, x: Array, t: Array, name: str) -> None:
-    """Trace the model on x's shape (no compute) and check that the labels t fit its scores."""
+    """Trace the model on x's shape (no compute) and check that the labels t fit its scores (a
+    model with its own ``evaluate`` checks x and t itself: trace that)."""
+    if model.evaluate is not None:
+        jax.eval_shape(model.evaluate, ts.params, ts.state, x, t)
+        return
     scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], ts.params, ts.state, x)
     check_labels(f"fit ({name} data)", t, jax.ShapeDtypeStruct(scores.shape, scores.dtype))
 
