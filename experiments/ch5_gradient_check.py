@@ -2,19 +2,18 @@
 Book: mean absolute differences W1 2.2e-13, b1 9.7e-13, W2 8.4e-13, b2 1.2e-10.
 
 The book's chapter-5 TwoLayerNet (784-50-10, ReLU, weights N(0, 0.01^2)) on the first three
-training images: the hand-written backprop (`fnn.models.mlp.manual_grad`), ``jax.grad`` of the same
-loss, and `numerical_gradient` (central differences, h = 1e-4 as the book: 79,520 loss evaluations,
-vmapped). The table gives, per parameter, the book's measure — the mean absolute difference —
-for each pair, and the largest relative error (`fnn.gradient.relative_error`). Float64, as the
-book's NumPy; backprop and ``jax.grad`` agree to rounding (about 1e-16), and the numerical gradient
-to its truncation error.
+training images: `fnn.gradient.gradient_check` compares the hand-written backprop
+(`fnn.models.mlp.manual_grad`), ``jax.grad`` of the same loss, and the numerical gradient (central
+differences, h = 1e-4 as the book: 79,520 loss evaluations, in one compiled loop). The table gives,
+per parameter, the book's measure — the mean absolute difference — for each pair, and the largest
+relative error (`fnn.gradient.relative_error`). Float64, as the book's NumPy; backprop and
+``jax.grad`` agree to rounding (about 1e-16), and the numerical gradient to its truncation error.
 
-Full mode: MNIST's first three training images and the book's 784-50-10 net. The numerical
-gradient of its 39,760 parameters takes minutes: every one of the 79,520 loss evaluations reads
-all the weights, O(n^2) memory traffic, just as the book's loop (§4.5's "numerical gradients are
-slow"). ``--quick``: the first three 8x8 embedded digits and a 64-50-10 net (3,760 parameters),
-in a second. Writes ``gradient_check.png`` (a table and a bar chart) and
-``result.json``.
+Full mode: MNIST's first three training images and the book's 784-50-10 net, 39,760 parameters:
+every one of the 79,520 loss evaluations recomputes the network (§4.5's "numerical gradients are
+slow"), seconds here. ``--quick``: the first three 8x8 embedded digits and a 64-50-10 net (3,760
+parameters). Writes ``gradient_check.png`` (a table and a bar chart) and ``result.json``; prints
+`fnn.gradient.GradientCheck`'s table.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fnn.gradient import numerical_gradient, relative_error
+from fnn.gradient import gradient_check
 from fnn.models import mlp
 from fnn_experiments import _common as ex
 
@@ -48,15 +47,14 @@ def main(argv=None) -> dict:
         def loss(p):
             return mlp.loss(p, x, t, activation="relu")
 
-        grads = {"backprop": mlp.manual_grad(params, x, t, activation="relu")[1],
-                 "jax.grad": jax.grad(loss)(params),
-                 "numerical": numerical_gradient(loss, params, 1e-4, chunk=256)}
-        grads = jax.device_get(grads)
+        check = gradient_check(lambda p: mlp.manual_grad(p, x, t, activation="relu")[1], loss, params,
+                               h=1e-4, progress=args.progress)
+    grads = {"backprop": check.manual, "jax.grad": check.autodiff, "numerical": check.numerical}
     names = ["W1", "b1", "W2", "b2"]
     table = {f"{a} vs {b}": {k: float(np.mean(np.abs(grads[a][k] - grads[b][k]))) for k in names}
              for a, b in PAIRS}
-    rel = {f"{a} vs {b}": relative_error({k: grads[a][k] for k in names}, {k: grads[b][k] for k in names})
-           for a, b in PAIRS}
+    keys = {"backprop": "manual", "jax.grad": "autodiff", "numerical": "numerical"}
+    rel = {f"{a} vs {b}": {k: check[f"{keys[a]}_vs_{keys[b]}"][k] for k in names} for a, b in PAIRS}
 
     fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(14, 3.8), layout="constrained",
                                      gridspec_kw={"width_ratios": [1.3, 1]})
@@ -88,7 +86,7 @@ def main(argv=None) -> dict:
               "parameters": int(sum(v.size for v in params.values())),
               "dtype": "float64"}
     path = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds)
-    lines = [f"{'':>3} " + "".join(f"{pair:>24}" for pair in table)]
+    lines = [str(check), "", f"{'':>3} " + "".join(f"{pair:>24}" for pair in table)]
     lines += [f"{k:>3} " + "".join(f"{table[pair][k]:>24.3e}" for pair in table) for k in names]
     lines += [f"largest relative error, backprop vs numerical: "
               f"{max(rel['backprop vs numerical'].values()):.1e}; backprop vs jax.grad: "

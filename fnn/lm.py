@@ -12,6 +12,12 @@
 * `perplexity` — DLFS2's ``eval_perplexity`` (``common/util.py``): batch 10, T = 35, stateful from a
   reset state, exp of the mean of the per-batch mean losses.
 * `generate` — DLFS2 §7.1 ``RnnlmGen.generate``: sample word after word from the softmax.
+
+Word ids are checked once per call on the host (`fnn._checks.check_ids`): a corpus, `start_id` and
+`skip_ids` must be integers in [0, V), V the model's vocabulary. Inside the compiled programs no
+value check can run and JAX clamps an out-of-range embedding lookup (id 7 of 5 words reads row 4)
+and target (a perplexity of exactly 1.0 on ids >= V), so `make_perplexity`, which returns the bare
+program, checks nothing: call `perplexity` for a checked result.
 """
 
 from __future__ import annotations
@@ -27,11 +33,11 @@ from jax import Array
 from tqdm.auto import tqdm
 
 from fnn import functions as F
-from fnn._checks import check_positive_int
+from fnn._checks import check_corpus, check_ids, check_positive_int
 from fnn.data.corpus import bptt_batches, eval_batches
 from fnn.models._model import Model
 from fnn.optim import set_learning_rate
-from fnn.step import GRADS, TrainState, make_steps
+from fnn.step import GRADS, TrainState, make_steps, own_copy
 
 
 def initial_state(model: Model, params, batch_size: int, time_size: int = 1):
@@ -41,8 +47,16 @@ def initial_state(model: Model, params, batch_size: int, time_size: int = 1):
     return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
+def vocab_size(model: Model, params) -> int:
+    """V, the number of words the model scores (the last axis of its scores)."""
+    x = jax.ShapeDtypeStruct((1, 1), jnp.int32)
+    return jax.eval_shape(lambda p, xi: model.apply(p, {}, xi)[0], params, x).shape[-1]
+
+
 def make_perplexity(model: Model):
-    """A jitted ``f(params, xs, ts) -> perplexity`` over eval batches (nb, N, T), from a reset state."""
+    """A jitted ``f(params, xs, ts) -> perplexity`` over eval batches (nb, N, T), from a reset state.
+
+    No value check (see the module docstring): ids >= V are clamped; `perplexity` checks them."""
     def f(params, xs, ts):
         state0 = initial_state(model, params, xs.shape[1], xs.shape[2])
 
@@ -64,7 +78,8 @@ def make_perplexity(model: Model):
 
 
 def perplexity(model: Model, params, corpus, *, batch_size: int = 10, time_size: int = 35) -> float:
-    """Perplexity of `corpus` (1-d word ids) exactly as DLFS2's ``eval_perplexity`` computes it."""
+    """Perplexity of `corpus` (1-d word ids in [0, V)) exactly as DLFS2's ``eval_perplexity`` computes it."""
+    corpus = check_corpus("perplexity", "corpus", corpus, vocab_size(model, params))
     xs, ts = eval_batches(corpus, batch_size, time_size)
     return float(make_perplexity(model)(params, jnp.asarray(xs), jnp.asarray(ts)))
 
@@ -85,19 +100,27 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
 
     Returns ``(train_state, history)``: ``ppl`` (train perplexity every `eval_interval` steps),
     ``ppl_step``, ``val_ppl`` and ``lr`` per epoch, ``seconds`` (training time, compile included).
+
+    `corpus` and `val_corpus` are checked once (word ids in [0, V), V the model's vocabulary). A
+    given `train_state` is copied before the first (donating) step, so the caller's stays usable.
     """
     if grad not in GRADS:
         raise ValueError(f"fit_lm: grad is {grad!r}, expected one of {GRADS}")
     epochs = check_positive_int("fit_lm", "epochs", epochs)
     eval_interval = check_positive_int("fit_lm", "eval_interval", eval_interval)
-    corpus = np.asarray(corpus)
-    _, _, _ = bptt_batches(corpus[: batch_size * time_size + 1], batch_size, time_size)  # checks
-    per_epoch = (len(corpus) - 1) // (batch_size * time_size)
     init_key, key = jax.random.split(key)
     if train_state is None:
         params, _ = model.init(init_key)
         train_state = TrainState(params, initial_state(model, params, batch_size, time_size),
                                  optimizer.init(params))
+    else:
+        train_state = own_copy("fit_lm", train_state)  # the steps donate this copy
+    V = vocab_size(model, train_state.params)
+    corpus = check_corpus("fit_lm", "corpus", corpus, V)
+    if val_corpus is not None:
+        val_corpus = check_corpus("fit_lm", "val_corpus", val_corpus, V)
+    _, _, _ = bptt_batches(corpus[: batch_size * time_size + 1], batch_size, time_size)  # checks
+    per_epoch = (len(corpus) - 1) // (batch_size * time_size)
     if lr_decay is not None:
         set_learning_rate(train_state.opt_state, 1.0)  # fail now if the lr cannot be changed
     run = make_steps(model, optimizer, grad=grad)
@@ -157,12 +180,18 @@ def generate(model: Model, params, start_id: int, key: Array, *, sample_size: in
     `skip_ids` (e.g. ``<unk>``, ``N``) are never produced: their probability is set to zero and the
     rest renormalised, which is the distribution of the book's redraw-until-allowed loop (the book
     also advances the LSTM state on each redraw; here the state advances once per word).
+    `start_id` and `skip_ids` must be integer word ids in [0, V), and leave at least one word.
     """
     sample_size = check_positive_int("generate", "sample_size", sample_size)
     state = initial_state(model, params, 1) if state is None else state
     scores_shape = jax.eval_shape(lambda p: model.apply(p, state, jnp.zeros((1, 1), jnp.int32))[0],
                                   params)
     V = scores_shape.shape[-1]
+    check_ids("generate", "start_id", start_id, V, what="word ids", unit="words in the model's vocabulary")
+    check_ids("generate", "skip_ids", list(skip_ids), V, what="word ids", unit="words in the model's vocabulary")
+    if len(set(np.asarray(list(skip_ids), np.int64).tolist())) >= V:
+        raise ValueError(f"generate: skip_ids bans all {V} words of the vocabulary, expected at least one "
+                         f"word left to sample")
     banned = jnp.zeros((V,), bool).at[jnp.asarray(list(skip_ids), jnp.int32)].set(True)
 
     @jax.jit

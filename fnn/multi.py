@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
-from fnn._checks import check_data, check_positive_int
+from fnn._checks import check_data, check_positive_int, check_set
 from fnn.models._model import Model
 from fnn.step import init_train_state, make_epoch, make_evaluate
 
@@ -74,6 +74,20 @@ def _num_models(keys, hparams) -> int:
             raise ValueError(f"fit_many: hparams{jax.tree_util.keystr(path)} has shape "
                              f"{jnp.shape(leaf)}, expected a leading axis of {M} (one per key)")
     return M
+
+
+def _scores(model, keys, hparams, x, name: str) -> jax.ShapeDtypeStruct:
+    """The shape and dtype of model 0's scores on x (traced, nothing computed)."""
+    def scores(key, hp, xi):
+        m = _build(model, hp, "Model")
+        params, state = m.init(jax.random.split(key)[0])
+        return m.apply(params, state, xi)[0]
+    hp0 = jax.tree_util.tree_map(lambda a: a[0], hparams)
+    xs = jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype))
+    try:
+        return jax.eval_shape(scores, keys[0], hp0, xs)
+    except (ValueError, TypeError) as e:  # the model refuses x's shape or dtype: say which set
+        raise type(e)(f"fit_many ({name} data): {e}") from None
 
 
 def make_fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | Builder, *,
@@ -135,6 +149,11 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
 
     With `fit`'s form of `data`, model m's history holds `fit`'s fields with `fit`'s meanings
     (``fit(..., key=keys[m])`` gives the same numbers, as arrays instead of lists).
+
+    The data is checked as `fit` checks it, once, on the host, before the one program is compiled
+    (`fnn._checks.check_set`: NaN/inf named with the set and the first bad index, labels in range in
+    their own dtype, soft targets that are distributions, a warning for raw pixels); inside the
+    program no value check can run (an out-of-range label would be clamped).
     """
     fit_form = isinstance(data, (tuple, list)) and len(data) == 2 and all(
         isinstance(d, (tuple, list)) for d in data)
@@ -150,6 +169,8 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
     M = _num_models(keys, hparams)
     if hparams is None:
         hparams = jnp.zeros((M,))
+    for name, (xe, te) in {"train": (x, t), **eval_data}.items():  # values, once, before any cast
+        check_set("fit_many", name, xe, te, _scores(model, keys, hparams, xe, name))
     epochs = check_positive_int("fit_many", "epochs", epochs)
     batch_size = check_positive_int("fit_many", "batch_size", batch_size)
     if batch_size > x.shape[0]:

@@ -18,6 +18,12 @@ backprop, ``model.manual_grad``); the optimizer is any optax ``GradientTransform
   BPTT batches, whose recurrent state flows from one to the next through ``ts.state``).
 * `make_evaluate` — loss and accuracy over a whole data set, in batches, under one `lax.scan`.
 
+Donation: `make_epoch` and `make_steps` hand the train state's buffers to the compiled call, so the
+`ts` passed in is deleted afterwards (use the one returned). The drivers (`fnn.train.fit`,
+`fnn.lm.fit_lm`) give them `own_copy` of a caller's train state, so the caller's stays usable.
+No value check runs inside these compiled functions (NaN flows, out-of-range labels are clamped by
+the gather): the drivers check their data once on the host (`fnn._checks`).
+
 NaN/inf guard: a step whose loss or gradient is not finite is not applied (a `lax.cond` inside the
 compiled step); the flags come back with the step's metrics, and once a step of a scan is refused
 the rest of the scan leaves `ts` as it was. `fnn.train.fit` turns the flags into an error.
@@ -39,6 +45,7 @@ from jax.sharding import Mesh
 
 from fnn import functions as F
 from fnn import parallel
+from fnn._checks import check_set
 from fnn.models._model import Model, Params, State
 
 # The gradient paths: ``jax.grad`` of the model's loss, or the model's hand-written backprop.
@@ -57,6 +64,22 @@ def init_train_state(model: Model, optimizer: optax.GradientTransformation, key:
     """Initialise a model's parameters and state, and the optimizer's state for them."""
     params, state = model.init(key)
     return TrainState(params, state, optimizer.init(params))
+
+
+def consumed(tree) -> bool:
+    """Was a leaf of `tree` donated to a compiled call (`make_epoch`, `make_steps`), its buffer gone?"""
+    return any(getattr(leaf, "is_deleted", lambda: False)() for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def own_copy(fn: str, ts: TrainState) -> TrainState:
+    """A copy of a caller's train state for the donating epochs, so that the caller's arrays stay
+    usable (one device copy of params and optimizer state); ValueError when a compiled call already
+    consumed them."""
+    if consumed(ts):
+        raise ValueError(f"{fn}: train_state holds arrays that were deleted: a compiled call consumed them "
+                         f"(make_epoch and make_steps donate the train state they are given); expected the "
+                         f"train state that call returned")
+    return jax.tree_util.tree_map(jnp.copy, ts)
 
 
 def loss_and_grads(model: Model, grad: str = "autodiff") -> Callable[..., tuple[Array, Params, State]]:
@@ -191,8 +214,8 @@ def make_steps(model: Model, optimizer: optax.GradientTransformation, *, grad: s
     return _jit_donating(run, mesh)
 
 
-def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = None):
-    """A jitted ``evaluate(params, state, x, t) -> {"loss", "accuracy"}`` over a whole data set.
+def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = None, check: bool = True):
+    """``evaluate(params, state, x, t) -> {"loss", "accuracy"}`` over a whole data set, jitted.
 
     Runs `model.apply` (eval mode) in batches of `batch_size` under one `lax.scan`; the last batch
     is padded and the padding masked out. Scores (N, ..., C) with labels (N, ...) or one-hot: the
@@ -200,6 +223,13 @@ def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = N
     model's exact match of greedy answers, `fnn.models.Model`) gives each sample's loss and
     correctness instead, which are averaged the same way. With a `mesh` (`fnn.parallel`), each batch is
     split over its ``"batch"`` axis (the batch grows to a multiple of the devices, padded).
+
+    Called eagerly, `evaluate` first checks its data on the host (`fnn._checks.check_set`: x finite,
+    labels in [0, C) in their own dtype, one-hot rows that are distributions), since inside the
+    compiled program a label 9 of 3 classes would be clamped and scored. Called under `jit`/`vmap`
+    (inside `fnn.multi.fit_many`) the values are tracers and only shapes and dtypes are checked.
+    ``check=False`` returns the bare jitted program, for a caller that checked the data once
+    already (`fnn.train.fit` evaluates the same arrays after every epoch).
     """
     def evaluate(params: Params, state: State, x: Array, t: Array) -> dict[str, Array]:
         N = x.shape[0]
@@ -224,7 +254,21 @@ def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = N
         (loss_sum, correct_sum), _ = jax.lax.scan(body, (zero, zero), (xb, tb, mask))
         return {"loss": loss_sum / N, "accuracy": correct_sum / N}
 
-    return jax.jit(evaluate)
+    program = jax.jit(evaluate)
+    if not check:
+        return program
+
+    def checked(params: Params, state: State, x: Array, t: Array) -> dict[str, Array]:
+        xs = jax.ShapeDtypeStruct(jnp.shape(x), jax.dtypes.canonicalize_dtype(jnp.result_type(x)))
+        if model.evaluate is not None:  # the model's own rule checks x's and t's shapes: trace it
+            check_set("evaluate", "", x, t, ids=True)
+            jax.eval_shape(model.evaluate, params, state, xs, t)
+        else:
+            scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], params, state, xs)
+            check_set("evaluate", "", x, t, scores)
+        return program(params, state, x, t)
+
+    return checked
 
 
 def _per_sample(model: Model, params: Params, state: State, x: Array, t: Array) -> tuple[Array, Array]:

@@ -12,13 +12,19 @@ shuffles and draws dropout masks with ``fold_in(run_key, e)``, so any epoch's ba
 seed and the epoch number only, and a resumed run draws exactly what the uninterrupted run would.
 
 Checkpoints (`fnn.checkpoint`): with ``checkpoints=Checkpoints(folder, every, keep, resume)`` (or
-just the folder), the train state, the key, the step and the history are written atomically every
-`every` epochs and after the last one, keeping the newest `keep`; Ctrl-C (KeyboardInterrupt)
-finishes the epoch in flight, writes a checkpoint and re-raises. ``resume=True`` continues from the
-newest checkpoint that verifies (a damaged newer one is skipped with a warning) and gives bit for
-bit the parameters an uninterrupted run would; with no checkpoint there yet it starts afresh.
-Settings that would change the run (model, batch size, gradient path, training-set size) must
-match the checkpoint's.
+just the folder), the train state, the key, the step, the history and the run's record (model,
+optimizer hyper-parameters and state structure, a fingerprint of the data, batch size, gradient path:
+`fnn._run`) are written atomically every `every` epochs and after the last one, keeping the newest
+`keep` of this run; Ctrl-C (KeyboardInterrupt) finishes the epoch in flight, writes a checkpoint and
+re-raises. `fit` holds the folder's writer lock for the whole run (a second writer gets an error). A
+checkpoint folder belongs to one run: a fresh run (``resume=False``) into a folder that holds
+checkpoints is refused (nothing there is overwritten or pruned). ``resume=True`` continues from the
+newest checkpoint that verifies (a damaged newer one is skipped with a warning; when all are damaged
+it raises and leaves them in place), says so ("fit: resumed from epoch N (path)", on the progress
+line and the ``fnn`` logger), and gives bit for bit the parameters an uninterrupted run would; with no
+checkpoint there yet it starts afresh. Resuming is refused when the run's record differs from the
+checkpoint's (each difference named), when the checkpoint is not `fit`'s (a bare pytree of
+`fnn.checkpoint.save`), or when `epochs`/`steps` is below its progress.
 
 Devices (`fnn.parallel`, docs/PARALLEL.md): ``devices=None`` trains on JAX's default device. A
 count n (the first n of `jax.devices()`), a list of devices or a `jax.sharding.Mesh` with a
@@ -30,15 +36,22 @@ the same way; checkpoints are gathered to the host, so a run may resume on other
 NaN/inf: a step whose loss or gradient is not finite is not applied (`fnn.step.make_step`); its
 flags come back with the epoch's losses (no extra host sync) and `fit` raises
 `FloatingPointError` naming the step, the leaf and the last checkpoint.
+
+Input: every array of `data` is checked once per call, on the host, before it is cast or compiled
+(`fnn._checks.check_set`): shapes and dtypes, NaN/inf (named with the array and the first bad index,
+``fit: test x[5, 0, 3, 7] is nan``), labels in range in their own dtype (int64 labels of ``2**32 + 1``
+are refused, not truncated), one-hot or soft targets in [0, 1] summing to 1, and a warning for raw
+pixels 0..255. Nothing is checked per step: inside the compiled epoch no value check could run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import sys
 import time
-import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -51,9 +64,12 @@ from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from fnn import checkpoint, parallel
-from fnn._checks import check_data, check_labels, check_positive_int
+from fnn._checks import check_data, check_positive_int, check_set
+from fnn._run import Run as _Run
+from fnn._run import run_record
+from fnn.files import FolderLock
 from fnn.models._model import Model
-from fnn.step import GRADS, TrainState, init_train_state, make_epoch, make_evaluate
+from fnn.step import GRADS, TrainState, init_train_state, make_epoch, make_evaluate, own_copy
 
 
 class Checkpoints(NamedTuple):
@@ -62,8 +78,9 @@ class Checkpoints(NamedTuple):
 
     dir: str | os.PathLike  # the folder, created if missing
     every: int = 1          # write after every `every`-th epoch (and after the last one)
-    keep: int = 3           # how many of the newest checkpoints to keep
-    resume: bool = False    # continue from the newest checkpoint in `dir` (a fresh start if none)
+    keep: int = 3           # how many of this run's newest checkpoints to keep
+    resume: bool = False    # continue the run in `dir` (a fresh start if it holds none); False: `dir`
+    #                         must hold no checkpoints (a folder belongs to one run)
 
 
 def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Array,
@@ -85,43 +102,71 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
     train_acc, test_loss, test_acc`` lists, every step's loss in ``step_loss``, and ``seconds``
     (training only, first-epoch compile included) and ``eval_seconds``.
 
+    The caller's arrays stay usable: each epoch donates the train state's buffers to the compiled
+    epoch, so a given `train_state` is copied once before the first epoch (one device copy of the
+    parameters and optimizer state, far less than an epoch) and the caller keeps its own. A
+    `train_state` whose buffers an earlier compiled call consumed (`make_epoch`/`make_steps`
+    donate) is refused with a `ValueError` saying so.
+
     Raises:
       FloatingPointError: a step's loss or gradient was not finite. The update was not applied;
         the message names the step, the first non-finite leaf and the last checkpoint written;
         the error's ``train_state`` attribute holds the parameters of the step before.
+      ValueError / TypeError: bad data or settings (see the module docstring's "Input").
+      fnn.checkpoint.CheckpointError: the checkpoint folder holds another run, a bare pytree, only
+        damaged checkpoints, or more progress than `epochs`/`steps` asks for.
+      fnn.files.FolderLockedError: another process is writing into the checkpoint folder.
     """
     (x, t), test = _check_data(data, ids=model.evaluate is not None)
     steps, batch_size, eval_batch_size, checkpoints = _check_arguments(
         x.shape[0], grad=grad, batch_size=batch_size, epochs=epochs, steps=steps, key=key,
         eval_batch_size=eval_batch_size, checkpoints=checkpoints, train_state=train_state)
+    init_key, run_key = jax.random.split(key)
+    template = jax.eval_shape(lambda k: init_train_state(model, optimizer, k), init_key)
+    (x, t), test = _check_values(model, template, {"train": (x, t), "test": test})
     mesh = parallel.batch_mesh(devices)  # None: one device, no sharding
     parallel.check_batch_size("fit", "batch_size", batch_size, mesh)
-    run = _Run(model, checkpoints, config={"model": model.name, "batch_size": batch_size,
-                                           "grad": grad, "train_size": int(x.shape[0])}, key=key)
-    ts, run_key = run.start(optimizer, train_state, sets={"train": (x, t), "test": test})
-    sets = (ts, (x, t), test, run_key)  # on every device when there are several
-    ts, (x, t), test, run_key = sets if mesh is None else parallel.replicate(sets, mesh)
-    evaluate = _cached(make_evaluate, model, batch_size=eval_batch_size, mesh=mesh)
-    run.evaluate = lambda ts: (evaluate(ts.params, ts.state, x, t), evaluate(ts.params, ts.state, *test))
     per_epoch = x.shape[0] // batch_size
-    n_epochs = math.ceil(steps / per_epoch)
-    run.bar = bar = tqdm(range(run.epoch + 1, n_epochs + 1), initial=run.epoch, total=n_epochs,
-                         desc=desc or model.name, unit="epoch", disable=not progress)
-    pending = None  # an epoch dispatched but not yet finished: what Ctrl-C must wait for
-    try:
-        for epoch in bar:
-            nb = min(per_epoch, steps - run.done)
-            epoch_fn = _cached(make_epoch, model, optimizer, batch_size=batch_size, grad=grad,
-                               num_batches=nb, mesh=mesh)
-            t0 = time.perf_counter()
-            pending = (epoch_fn(ts, x, t, jax.random.fold_in(run_key, epoch)), epoch, nb, t0)
-            ts = None  # donated to the epoch
-            ts, pending = run.finish(*pending), None
-            if checkpoints is not None and (epoch % checkpoints.every == 0 or epoch == n_epochs):
-                run.save(ts)
-    except KeyboardInterrupt:
-        run.interrupted(ts, pending)
-        raise
+    record = None if checkpoints is None else run_record(
+        model, optimizer, template, {"train": (x, t), "test": test}, batch_size=batch_size, grad=grad)
+    run = _Run(model, checkpoints, key=key, record=record)
+    lock = contextlib.nullcontext() if checkpoints is None else FolderLock(checkpoints.dir, "fit")
+    with lock:
+        target = ("epochs", epochs) if epochs is not None else ("steps", steps)
+        ckpt = run.resume(target, steps, per_epoch) if checkpoints is not None else None
+        if ckpt is not None:
+            ts = checkpoint.restore(ckpt, template)
+            run_key = jax.random.split(run.key)[1]  # the checkpoint's run
+        elif train_state is not None:
+            _check_train_state(model, train_state, template)
+            ts = own_copy("fit", train_state)  # the epochs donate this copy, not the caller's arrays
+        else:
+            ts = init_train_state(model, optimizer, init_key)
+        run.leaf_names = [checkpoint.leaf_name(p) for p, _ in jax.tree_util.tree_flatten_with_path(ts.params)[0]]
+        sets = (ts, (x, t), test, run_key)  # on every device when there are several
+        ts, (x, t), test, run_key = sets if mesh is None else parallel.replicate(sets, mesh)
+        evaluate = _cached(make_evaluate, model, batch_size=eval_batch_size, mesh=mesh, check=False)
+        run.evaluate = lambda ts: (evaluate(ts.params, ts.state, x, t), evaluate(ts.params, ts.state, *test))
+        n_epochs = math.ceil(steps / per_epoch)
+        run.bar = bar = tqdm(range(run.epoch + 1, n_epochs + 1), initial=run.epoch, total=n_epochs,
+                             desc=desc or model.name, unit="epoch", disable=not progress)
+        if run.resumed_from is not None and progress:
+            bar.write(f"fit: resumed from epoch {run.epoch} ({run.resumed_from})", file=sys.stderr)
+        pending = None  # an epoch dispatched but not yet finished: what Ctrl-C must wait for
+        try:
+            for epoch in bar:
+                nb = min(per_epoch, steps - run.done)
+                epoch_fn = _cached(make_epoch, model, optimizer, batch_size=batch_size, grad=grad,
+                                   num_batches=nb, mesh=mesh)
+                t0 = time.perf_counter()
+                pending = (epoch_fn(ts, x, t, jax.random.fold_in(run_key, epoch)), epoch, nb, t0)
+                ts = None  # donated to the epoch
+                ts, pending = run.finish(*pending), None
+                if checkpoints is not None and (epoch % checkpoints.every == 0 or epoch == n_epochs):
+                    run.save(ts)
+        except KeyboardInterrupt:
+            run.interrupted(ts, pending)
+            raise
     return ts, run.history()
 
 
@@ -131,7 +176,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
 
 
 def _check_data(data, ids: bool = False):
-    """``((x_train, t_train), (x_test, t_test))`` as jax arrays, each set checked, or a clear error;
+    """``((x_train, t_train), (x_test, t_test))`` with shapes and dtypes checked (values: `_check_values`);
     with `ids`, x holds integer ids (a model with its own ``evaluate``: seq2seq)."""
     def describe(d):
         if isinstance(d, (tuple, list)):
@@ -143,7 +188,31 @@ def _check_data(data, ids: bool = False):
         raise TypeError(f"fit: data is {describe(data)}, expected ((x_train, t_train), (x_test, t_test))")
     for name, (x, t) in zip(("train", "test"), data, strict=True):
         check_data("fit", name, x, t, ids=ids)
-    return tuple((jnp.asarray(x), jnp.asarray(t)) for x, t in data)
+    return tuple(tuple(d) for d in data)
+
+
+def _check_values(model: Model, template: TrainState, sets: dict) -> tuple:
+    """Each set's values, checked once on the host in their own dtypes (`check_set`: finite x, labels
+    that fit the model's scores, raw pixels), then cast to jax arrays. A model with its own
+    ``evaluate`` (seq2seq: x holds ids) checks x's and t's shapes itself: fit traces that."""
+    out = []
+    for name, (x, t) in sets.items():
+        xs = jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype))
+        ts = jax.ShapeDtypeStruct(t.shape, jax.dtypes.canonicalize_dtype(t.dtype))
+        try:
+            if model.evaluate is not None:
+                jax.eval_shape(model.evaluate, template.params, template.state, xs, ts)
+            else:
+                scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], template.params,
+                                        template.state, xs)
+        except (ValueError, TypeError) as e:  # the model refuses x's shape or dtype: say which set
+            raise type(e)(f"fit ({name} data): {e}") from None
+        if model.evaluate is not None:
+            check_set("fit", name, x, t, ids=True)
+        else:
+            check_set("fit", name, x, t, scores)
+        out.append((jnp.asarray(x), jnp.asarray(t)))
+    return tuple(out)
 
 
 def _check_arguments(N: int, *, grad, batch_size, epochs, steps, eval_batch_size, checkpoints,
@@ -171,6 +240,9 @@ def _check_arguments(N: int, *, grad, batch_size, epochs, steps, eval_batch_size
         if not isinstance(checkpoints.dir, (str, os.PathLike)):
             raise TypeError(f"fit: checkpoints.dir is {checkpoints.dir!r}, expected the folder of the "
                             f"checkpoints (a str or path)")
+        if os.path.exists(checkpoints.dir) and not os.path.isdir(checkpoints.dir):
+            raise ValueError(f"fit: checkpoints.dir {os.fspath(checkpoints.dir)!r} is a file, expected a "
+                             f"folder for the checkpoints (missing or a folder)")
         checkpoints = checkpoints._replace(
             every=check_positive_int("fit", "checkpoints.every", checkpoints.every),
             keep=check_positive_int("fit", "checkpoints.keep", checkpoints.keep))
@@ -203,163 +275,6 @@ def _check_train_state(model: Model, ts, template) -> None:
             if tuple(np.shape(g)) != tuple(w.shape) or jnp.result_type(g) != w.dtype:
                 raise ValueError(f"fit: train_state.{part} {name} is {jnp.result_type(g)}"
                                  f"{list(np.shape(g))}, expected {w.dtype}{list(w.shape)}")
-
-
-def _check_labels_against_model(model: Model, ts: TrainState, x: Array, t: Array, name: str) -> None:
-    """Trace the model on x's shape (no compute) and check that the labels t fit its scores (a
-    model with its own ``evaluate`` checks x and t itself: trace that)."""
-    if model.evaluate is not None:
-        jax.eval_shape(model.evaluate, ts.params, ts.state, x, t)
-        return
-    scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], ts.params, ts.state, x)
-    check_labels(f"fit ({name} data)", t, jax.ShapeDtypeStruct(scores.shape, scores.dtype))
-
-
-# ---------------------------------------------------------------------------------------------
-# The run: where it starts, what it records after each epoch, how it writes checkpoints
-# ---------------------------------------------------------------------------------------------
-
-
-class _Run:
-    """What one `fit` call keeps between epochs: history, step count, timing, checkpoints."""
-
-    def __init__(self, model: Model, checkpoints: Checkpoints | None, config: dict, key: Array):
-        self.model, self.checkpoints, self.config, self.key = model, checkpoints, config, key
-        self.records: dict[str, list] = {k: [] for k in ("epoch", "step", "train_loss", "train_acc",
-                                                          "test_loss", "test_acc", "step_loss")}
-        self.epoch = self.done = 0
-        self.saved_epoch = self.last_path = None
-        self.train_seconds = self.eval_seconds = 0.0
-        self.evaluate = self.bar = None  # set by fit once the data is where it trains
-        self.leaf_names: list[str] = []
-
-    def start(self, optimizer, train_state, sets: dict) -> tuple[TrainState, Array]:
-        """``(ts, run_key)``: from the newest checkpoint (``resume``), `train_state`, or a new init.
-
-        Restores the history of a resumed run, and checks that the labels of `sets` fit the model.
-        """
-        model, resume = self.model, self.checkpoints is not None and self.checkpoints.resume
-        ckpt = checkpoint.latest(self.checkpoints.dir) if resume else None
-        if ckpt is not None:
-            self._restore(ckpt)
-        init_key, run_key = jax.random.split(self.key)
-        if ckpt is not None or train_state is not None:  # the shapes a TrainState must have
-            template = jax.eval_shape(lambda k: init_train_state(model, optimizer, k), init_key)
-        if ckpt is not None:
-            ts = checkpoint.restore(ckpt, template)
-        elif train_state is not None:
-            _check_train_state(model, train_state, template)
-            ts = train_state
-        else:
-            ts = init_train_state(model, optimizer, init_key)
-        for name, (x, t) in sets.items():
-            _check_labels_against_model(model, ts, x, t, name)
-        self.leaf_names = [checkpoint.leaf_name(p)
-                           for p, _ in jax.tree_util.tree_flatten_with_path(ts.params)[0]]
-        return ts, run_key
-
-    def _restore(self, ckpt: checkpoint.Checkpoint) -> None:
-        """Continue the run of `ckpt`: its settings must be ours; its key and history become ours."""
-        saved = ckpt.meta.get("config", {})
-        for name, value in self.config.items():
-            if name in saved and saved[name] != value:
-                raise checkpoint.CheckpointError(
-                    f"fit: resume: {name} is {value!r}, but the run in {ckpt.path} used "
-                    f"{saved[name]!r}; expected the same {name} (or a fresh checkpoint folder)")
-        saved_key = checkpoint.restore_key(ckpt)
-        if saved_key is not None and not _same_key(saved_key, self.key):
-            warnings.warn(f"fit: key differs from the one of the run in {ckpt.path}; resuming "
-                          f"with the checkpoint's key", stacklevel=4)
-            self.key = saved_key
-        h = ckpt.meta["history"]
-        for k in self.records:
-            self.records[k] = list(h[k])
-        self.train_seconds, self.eval_seconds = h["seconds"], h["eval_seconds"]
-        self.epoch = self.saved_epoch = ckpt.meta["epoch"]
-        self.done = ckpt.meta["step"]
-        self.last_path = ckpt.path
-
-    def finish(self, out, epoch: int, nb: int, t0: float) -> TrainState:
-        """After an epoch: its one host transfer, the NaN check, evaluation, the history."""
-        new_ts, metrics = out
-        losses, finite, finite_grads = parallel.to_host(
-            (metrics["loss"], metrics["finite"], metrics["finite_grads"]))
-        losses = np.asarray(losses)
-        self.train_seconds += time.perf_counter() - t0
-        if not np.all(finite):
-            i = int(np.argmin(finite))
-            raise _non_finite(losses[i], finite_grads[i], self.leaf_names, step=self.done + i + 1,
-                              epoch=epoch, ckpt=self.last_path, ts=new_ts)
-        t0 = time.perf_counter()
-        tr, te = parallel.to_host(self.evaluate(new_ts))
-        self.eval_seconds += time.perf_counter() - t0
-        self.record(epoch, self.done + nb, losses, tr, te)  # the epoch's one change to the records
-        self.bar.set_postfix(loss=f"{losses.mean():.4f}", train_acc=f"{tr['accuracy']:.4f}",
-                             test_acc=f"{te['accuracy']:.4f}")
-        return new_ts
-
-    def record(self, epoch: int, done: int, losses: np.ndarray, tr: dict, te: dict) -> None:
-        self.epoch, self.done = epoch, done
-        self.records["step_loss"].extend(losses.tolist())
-        for k, v in (("epoch", epoch), ("step", done), ("train_loss", float(losses.mean())),
-                     ("train_acc", float(tr["accuracy"])), ("test_loss", float(te["loss"])),
-                     ("test_acc", float(te["accuracy"]))):
-            self.records[k].append(v)
-
-    def history(self) -> dict:
-        return {**{k: list(v) for k, v in self.records.items()},
-                "seconds": self.train_seconds, "eval_seconds": self.eval_seconds}
-
-    def save(self, ts: TrainState):
-        """Write `ts` (gathered to the host first, wherever its shards live) and the run so far."""
-        self.last_path = checkpoint.save(self.checkpoints.dir, parallel.to_host(ts), epoch=self.epoch,
-                                         step=self.done, key=self.key, history=self.history(),
-                                         config=self.config, keep=self.checkpoints.keep)
-        self.saved_epoch = self.epoch
-        return self.last_path
-
-    def interrupted(self, ts: TrainState | None, pending) -> None:
-        """Ctrl-C: keep the epoch in flight (`pending`) and write a checkpoint of the run so far."""
-        if self.checkpoints is None:
-            return
-        if pending is not None:  # the epoch in flight: wait for it, then keep it
-            out, epoch, _, _ = pending
-            ts = out[0] if self.epoch == epoch else self.finish(*pending)
-        if ts is not None and self.saved_epoch != self.epoch and not _deleted(ts):
-            path = self.save(ts)
-            warnings.warn(f"fit: interrupted after epoch {self.epoch}; wrote {path} (continue "
-                          f"with resume=True)", stacklevel=3)
-
-
-def _non_finite(loss, finite_grads, leaf_names, *, step: int, epoch: int, ckpt,
-                ts) -> FloatingPointError:
-    """The error `fit` raises when step `step` was refused as non-finite (see `make_step`)."""
-    bad_grad = [n for n, ok in zip(leaf_names, finite_grads, strict=True) if not ok]
-    leaf = (bad_grad or [None])[0]
-    if not np.isfinite(loss):
-        what = f"the loss became {loss}"
-        where = f"; first non-finite gradient: {leaf}" if bad_grad else ""
-    else:
-        what, where = f"the gradient of {leaf} became non-finite (loss {loss:.6g})", ""
-    err = FloatingPointError(
-        f"fit: {what} at step {step} (epoch {epoch}){where}. The step was not applied: the "
-        f"parameters are those after step {step - 1}. Last good checkpoint: "
-        f"{ckpt if ckpt is not None else 'none (pass checkpoints= to write them)'}. "
-        f"Lower the learning rate or check the data")
-    err.step, err.epoch, err.leaf, err.checkpoint, err.train_state = step, epoch, leaf, ckpt, ts
-    return err
-
-
-def _same_key(a, b) -> bool:
-    def data(k):
-        return np.asarray(jax.random.key_data(k) if jnp.issubdtype(k.dtype, jax.dtypes.prng_key) else k)
-    da, db = data(a), data(b)
-    return da.shape == db.shape and bool(np.all(da == db))
-
-
-def _deleted(tree) -> bool:
-    """Was a leaf of `tree` donated (its buffer handed to a compiled call)?"""
-    return any(getattr(leaf, "is_deleted", lambda: False)() for leaf in jax.tree_util.tree_leaves(tree))
 
 
 # fit compiles an epoch once per (model, optimizer, batch size, ...): a second fit with the same

@@ -213,3 +213,154 @@ def test_sigkill_at_a_random_step_then_resume_gives_the_same_bits(tmp_path):
             assert a[name].dtype == b[name].dtype and a[name].tobytes() == b[name].tobytes(), name
     last = json.loads(checkpoint.list_checkpoints(ckpt)[-1].read_text())
     assert last["epoch"] == EPOCHS and len(last["history"]["epoch"]) == EPOCHS
+
+
+# ---------------------------------------------------------------------------------------------
+# A folder belongs to one run: what happens to the files (the errors: test_bad_checkpoints.py).
+# ---------------------------------------------------------------------------------------------
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name.startswith("ckpt-")}
+
+
+def test_a_refused_fresh_run_leaves_the_other_runs_files_as_they_were(tmp_path):
+    train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=4, checkpoints=tmp_path, **KW)
+    before = _snapshot(tmp_path)
+    assert list(before) == [f"ckpt-00000{e}.{s}" for e in (2, 3, 4) for s in ("json", "npz")]
+    with pytest.raises(checkpoint.CheckpointError, match="already holds 3 checkpoint"):
+        train.fit(MODEL, optax.sgd(0.1), _blobs(), key=jax.random.key(3), epochs=1, checkpoints=tmp_path, **KW)
+    assert _snapshot(tmp_path) == before
+
+
+def test_pruning_keeps_each_runs_newest_and_never_touches_another_run(tmp_path):
+    tree = {"a": jnp.ones(2)}
+    for e in (7, 8, 9):  # another run, further along
+        checkpoint.save(tmp_path, tree, epoch=e, step=e, run={"name": "other"}, keep=3)
+    others = _snapshot(tmp_path)
+    for e in (1, 2, 3, 4):
+        path = checkpoint.save(tmp_path, tree, epoch=e, step=e, run={"name": "mine"}, keep=2)
+        assert path.exists(), "the checkpoint just written is never pruned"
+    names = [p.name for p in checkpoint.list_checkpoints(tmp_path)]
+    assert names == ["ckpt-000003.json", "ckpt-000004.json", "ckpt-000007.json", "ckpt-000008.json",
+                     "ckpt-000009.json"]
+    assert {k: v for k, v in _snapshot(tmp_path).items() if k in others} == others
+    assert checkpoint.load(tmp_path / "ckpt-000004.json").meta["run_id"] == checkpoint.run_id({"name": "mine"})
+
+
+def test_a_bare_pytree_is_saved_without_epoch_or_step_and_loads_with_the_same_load(tmp_path):
+    first = checkpoint.save(tmp_path, {"W": jnp.arange(3.0)})
+    second = checkpoint.save(tmp_path, {"W": jnp.arange(3.0) * 2})
+    assert (first.name, second.name) == ("ckpt-000001.json", "ckpt-000002.json")
+    ck = checkpoint.load(second)
+    assert ck.meta["epoch"] is None and ck.meta["step"] is None and ck.meta["run"] is None
+    assert checkpoint.restore(ck, {"W": jnp.zeros(3)})["W"].tolist() == [0.0, 2.0, 4.0]
+    assert checkpoint.latest(tmp_path).path == second
+    assert checkpoint.load(second.with_suffix(".npz")).path == second  # either file names the checkpoint
+
+
+def test_fit_checkpoints_load_with_checkpoint_load(tmp_path):
+    ts, _ = train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=2, checkpoints=tmp_path, **KW)
+    ck = checkpoint.load(tmp_path / "ckpt-000002.json")
+    assert ck.meta["version"] == checkpoint.VERSION and ck.meta["epoch"] == 2 and ck.meta["step"] == 18
+    run = ck.meta["run"]
+    assert run["model"] == MODEL.name and run["batch_size"] == 10 and run["grad"] == "autodiff"
+    assert ["scale_by_adam.b1", 0.9] in run["optimizer"] and ["scale.step_size", -0.01] in run["optimizer"]
+    assert run["train_data"]["x"] == "float64[90, 5]" and len(run["train_data"]["sha256"]) == 64
+    assert _bits_equal(checkpoint.restore(ck, jax.eval_shape(lambda: ts)), ts)
+
+
+def test_numpy_and_jax_numbers_in_the_history_are_saved(tmp_path):
+    history = {"loss": [np.float32(0.5), jnp.float64(0.25)], "n": np.int64(3), "acc": np.array([0.5, 1.0])}
+    ck = checkpoint.load(checkpoint.save(tmp_path, {"a": jnp.ones(1)}, epoch=1, step=1, history=history))
+    assert ck.meta["history"] == {"loss": [0.5, 0.25], "n": 3, "acc": [0.5, 1.0]}
+
+
+def _hold_lock_and_die(folder):
+    code = f"import os\nfrom fnn.files import FolderLock\nFolderLock({str(folder)!r}, 'fit').__enter__()\nos._exit(0)\n"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_lock_left_by_a_dead_writer_is_taken_over_with_a_warning(tmp_path):
+    _hold_lock_and_die(tmp_path)
+    assert "pid" in (tmp_path / ".writer.lock").read_text()
+    (tmp_path / ".ckpt-000009.npz.abc.part").write_bytes(b"half a file of the writer that died")
+    with pytest.warns(UserWarning, match=r"took over the writer lock left by a process that is no longer "
+                                         r"running \(pid \d+ on host .*, fit since"):
+        checkpoint.save(tmp_path, {"a": jnp.ones(1)}, epoch=1, step=1)
+    assert not (tmp_path / ".ckpt-000009.npz.abc.part").exists()  # the dead writer's leftovers go
+    assert (tmp_path / ".writer.lock").read_text() == ""  # released
+
+
+def test_a_live_writers_part_files_are_never_deleted(tmp_path):
+    import fcntl
+
+    from fnn.files import FolderLockedError
+
+    part = tmp_path / ".ckpt-000009.npz.abc.part"
+    part.write_bytes(b"being written")
+    with open(tmp_path / ".writer.lock", "w") as f:  # another writer, alive
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(FolderLockedError, match="another process is writing here"):
+            checkpoint.save(tmp_path, {"a": jnp.ones(1)}, epoch=1, step=1)
+        with pytest.raises(FolderLockedError):
+            train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=1, checkpoints=tmp_path, **KW)
+    assert part.read_bytes() == b"being written" and not checkpoint.list_checkpoints(tmp_path)
+
+
+def test_fit_holds_the_lock_for_its_run_and_releases_it_after_an_error(tmp_path):
+    from fnn.files import FolderLock
+
+    seen = []
+    real = Run.record
+
+    def record(self, *args):
+        real(self, *args)
+        seen.append(FolderLock.holds(tmp_path))
+        raise RuntimeError("stop")
+
+    Run.record = record
+    try:
+        with pytest.raises(RuntimeError, match="stop"):
+            train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=2, checkpoints=tmp_path, **KW)
+    finally:
+        Run.record = real
+    assert seen == [True] and not FolderLock.holds(tmp_path)
+    with FolderLock(tmp_path):  # free for the next writer
+        pass
+
+
+def test_fit_says_where_it_resumed(tmp_path, capsys, caplog):
+    train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=1, checkpoints=tmp_path, **KW)
+    with caplog.at_level("INFO", logger="fnn"):
+        train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=2, batch_size=10, progress=True,
+                  checkpoints=Checkpoints(tmp_path, resume=True))
+    expected = f"fit: resumed from epoch 1 ({tmp_path / 'ckpt-000001.json'})"
+    assert expected in capsys.readouterr().err
+    assert expected in caplog.text
+
+
+def test_a_version_1_checkpoint_resumes_with_a_warning(tmp_path):
+    """Checkpoints written before the run record: their config is checked, the rest cannot be."""
+    train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=2, checkpoints=tmp_path, **KW)
+    for path in checkpoint.list_checkpoints(tmp_path):
+        meta = json.loads(path.read_text())
+        meta.update(version=1, config={"model": MODEL.name, "batch_size": 10, "grad": "autodiff",
+                                       "train_size": 90})
+        for field in ("run", "run_id"):
+            del meta[field]
+        meta["meta_sha256"] = checkpoint._body_sha(meta)
+        path.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match=r"older fnn \(checkpoint version 1\).*not the optimizer or the data"):
+        ts, _ = train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=3,
+                          checkpoints=Checkpoints(tmp_path, resume=True), **KW)
+    ref, _ = train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=3, **KW)
+    assert _bits_equal(ts, ref)
+    path = checkpoint.list_checkpoints(tmp_path)[0]
+    for p in checkpoint.list_checkpoints(tmp_path)[1:]:  # leave only a version-1 checkpoint
+        p.unlink()
+    with pytest.raises(checkpoint.CheckpointError, match="batch_size is 15, but the run in .* used 10"), \
+            pytest.warns(UserWarning, match="version 1"):
+        train.fit(MODEL, OPT, _blobs(), key=jax.random.key(3), epochs=3, batch_size=15, progress=False,
+                  checkpoints=Checkpoints(tmp_path, resume=True))
+    assert path.exists()

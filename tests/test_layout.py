@@ -104,9 +104,7 @@ def test_the_wheel_installs_every_package_of_fnn():
     assert "fnn_experiments" in listed
 
 
-OVERSIZE = {  # modules known to be too long, each waiting for its split: strict, so a split is noticed
-    "fnn/data/safe_pickle.py": "528 lines: the opcode machine and the numpy reconstructors are two modules",
-}
+OVERSIZE: dict[str, str] = {}  # modules known to be too long, waiting for their split (strict xfail)
 
 
 @pytest.mark.parametrize("path", [pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=OVERSIZE[f]))

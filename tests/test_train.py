@@ -53,10 +53,20 @@ def test_fit_can_continue_from_a_train_state():
     assert h2["step_loss"][0] < h1["step_loss"][0]
 
 
+def _inf_above(limit=100.0):
+    """MODEL, but a feature above `limit` becomes inf inside the model: finite data (which fit's
+    input check admits) whose step is not finite."""
+    def poison(x):
+        return jnp.where(x > limit, jnp.inf, x)
+    return MODEL._replace(
+        loss=lambda p, s, x, t, *, key=None: MODEL.loss(p, s, poison(x), t, key=key),
+        manual_grad=lambda p, s, x, t, *, key=None: MODEL.manual_grad(p, s, poison(x), t, key=key))
+
+
 def test_fit_reports_a_non_finite_loss():
     (x, t), test = _blobs()
     with pytest.raises(FloatingPointError, match=r"fit: the loss became nan at step 1 \(epoch 1\)"):
-        train.fit(MODEL, optax.sgd(0.1), ((x * np.nan, t), test), key=jax.random.key(0), epochs=1,
+        train.fit(_inf_above(), optax.sgd(0.1), ((x + 1e3, t), test), key=jax.random.key(0), epochs=1,
                   batch_size=10, progress=False)
 
 
@@ -103,16 +113,16 @@ def _poisoned(data, value, row=7):
 
 
 def test_fit_stops_at_the_failing_step_and_keeps_the_params_before_it():
-    data = _poisoned(_blobs(), np.inf)
+    data, model = _poisoned(_blobs(), 1e3), _inf_above()
     with pytest.raises(FloatingPointError) as info:
-        train.fit(MODEL, OPT, data, key=jax.random.key(0), epochs=3, batch_size=10, progress=False)
+        train.fit(model, OPT, data, key=jax.random.key(0), epochs=3, batch_size=10, progress=False)
     err = info.value
     assert err.epoch == 1 and err.leaf == "W1" and err.checkpoint is None
     assert f"the loss became nan at step {err.step} (epoch 1); first non-finite gradient: W1" in str(err)
     assert "Last good checkpoint: none" in str(err)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(err.train_state))
     if err.step > 1:  # the kept params are exactly those of a run that stops just before the step
-        ts, _ = train.fit(MODEL, OPT, data, key=jax.random.key(0), steps=err.step - 1, batch_size=10,
+        ts, _ = train.fit(model, OPT, data, key=jax.random.key(0), steps=err.step - 1, batch_size=10,
                           progress=False)
         chex.assert_trees_all_equal(err.train_state.params, ts.params)
 
@@ -127,12 +137,12 @@ def _inf_in_W2_model():
 
 
 def test_fit_names_the_leaf_and_the_last_good_checkpoint(tmp_path):
-    model, data = _inf_in_W2_model(), _blobs()
+    data = _poisoned(_blobs(), 1e3)  # the same data for both calls: resuming checks it is the same run
     kw = {"key": jax.random.key(0), "batch_size": 10, "progress": False, "grad": "manual"}
-    train.fit(model, OPT, data, epochs=1, checkpoints=tmp_path, **kw)
+    train.fit(MODEL, OPT, data, epochs=1, checkpoints=tmp_path, **kw)  # MODEL: no inf
     with pytest.raises(FloatingPointError, match=r"the gradient of W2 became non-finite \(loss [\d.]+\) "
                        r"at step (1[0-8]) \(epoch 2\)\. .*Last good checkpoint: .*ckpt-000001\.json"):
-        train.fit(model, OPT, _poisoned(data, 1e3), epochs=2,
+        train.fit(_inf_in_W2_model(), OPT, data, epochs=2,
                   checkpoints=train.Checkpoints(tmp_path, resume=True), **kw)
 
 
@@ -161,3 +171,30 @@ def test_fit_rejects_bad_checkpoint_arguments(kwargs, error, match):
     kw = {"key": jax.random.key(0), "epochs": 1, "batch_size": 10, "progress": False, **kwargs}
     with pytest.raises(error, match=match):
         train.fit(MODEL, OPT, _blobs(), **kw)
+
+
+def test_fit_and_fit_lm_leave_the_callers_train_state_usable():
+    """The epochs donate their state: fit and fit_lm copy a given train_state first, so the caller's
+    arrays survive (and a second call from the same state gives the same result)."""
+    from fnn import lm
+    from fnn.models import rnnlm
+    from fnn.step import init_train_state
+
+    ts0 = init_train_state(MODEL, OPT, jax.random.key(5))
+    before = [np.asarray(leaf).copy() for leaf in jax.tree_util.tree_leaves(ts0)]
+    kw = {"key": jax.random.key(0), "epochs": 1, "batch_size": 10, "progress": False, "train_state": ts0}
+    first, _ = train.fit(MODEL, OPT, _blobs(), **kw)
+    second, _ = train.fit(MODEL, OPT, _blobs(), **kw)
+    assert all(np.array_equal(np.asarray(a), b) for a, b in zip(jax.tree_util.tree_leaves(ts0), before, strict=True))
+    chex.assert_trees_all_equal(first, second)
+
+    model = rnnlm.simple_rnnlm(5, 4, 4)
+    params, _ = model.init(jax.random.key(0))
+    ts_lm = lm.TrainState(params, lm.initial_state(model, params, 2, 5), OPT.init(params))
+    corpus = np.arange(200) % 5
+    a, _ = lm.fit_lm(model, OPT, corpus, key=jax.random.key(0), epochs=1, batch_size=2, time_size=5,
+                     progress=False, train_state=ts_lm)
+    b, _ = lm.fit_lm(model, OPT, corpus, key=jax.random.key(0), epochs=1, batch_size=2, time_size=5,
+                     progress=False, train_state=ts_lm)
+    chex.assert_trees_all_equal(a.params, b.params)
+    assert not any(leaf.is_deleted() for leaf in jax.tree_util.tree_leaves(ts_lm))

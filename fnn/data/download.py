@@ -5,11 +5,15 @@ checks the hash, fsyncs and only then renames it into place (`os.replace` is ato
 destination file is either absent or complete and verified: an interrupted or corrupted
 download never leaves a half-written data file behind for the next run to trip over.
 
-Files found on disk are checked too: `verify_file` compares a file with its published hashes
-wherever it was found (a changed copy is refused, with the keyword that loads a user's own file on
-purpose), and `open_regular` refuses a directory, a FIFO, a symlink loop or a device before anything
-reads from it (a FIFO would block forever). A verified file's hashes are remembered in memory by
-(path, device, inode, size, mtime), so each file is hashed once per process while it stays unchanged.
+`find_file` is the one lookup of a published data file (the books' weights and sequence files, PTB):
+the first folder of a search list that holds it, checked, else a verified download, else an error
+that lists the folders searched. Files found on disk are checked too: `verify_file` compares a file
+with its published hashes wherever it was found (a changed copy is refused, with the keyword that
+loads a user's own file on purpose), and `open_regular` refuses a directory, a FIFO, a symlink loop
+or a device before anything reads from it (a FIFO would block forever). A verified file's hashes
+are remembered in memory by (path, device, inode, size, mtime), so each file is hashed once per
+process while it stays unchanged. MNIST, whose four files must share a folder, searches with
+`path_kind` and checks with `verify_file` the same way.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from tqdm.auto import tqdm
 
 from fnn.files import fsync_dir
 
-__all__ = ["ChecksumError", "DataFormatError", "DataNotFoundError", "DownloadError", "download", "open_regular",
-           "verify_file"]
+__all__ = ["ChecksumError", "DataFormatError", "DataNotFoundError", "DownloadError", "download", "find_file",
+           "open_regular", "path_kind", "verify_file"]
 
 _CHUNK = 1 << 20  # bytes read per step
 
@@ -111,6 +115,9 @@ def download(
     fsync_dir(dest.parent)
     _remember_digests(dest, {name: h.hexdigest() for name, h in hashes.items()})
     return dest
+
+
+_fetch = download  # for find_file, whose `download` argument is a flag
 
 
 def _stream(url: str, f: BinaryIO, hashes: dict, *, timeout: float, progress: bool) -> None:
@@ -270,3 +277,60 @@ def verify_file(
         f"cut short or replaced, and was not loaded. Delete it to have the original downloaded, or, to "
         f"load a file of your own on purpose, use {opt_out}."
     )
+
+
+def find_file(
+    name: str,
+    dirs: list[Path],
+    *,
+    url: str,
+    sha256: str,
+    where: str,
+    what: str,
+    opt_out: str,
+    download: bool = True,
+    verify: bool = True,
+    put: str | None = None,
+) -> Path:
+    """The path of the published file `name`: the first of `dirs` that holds it, else downloaded.
+
+    A path found in a folder must be a regular file (after symlinks); with `verify` it must also
+    have the published sha256 (`verify_file`, hashed once per process while unchanged). When no
+    folder holds it and `download` is set, it is fetched from `url` into the last folder (the user
+    cache), verified on the way.
+
+    Args:
+      name: the file's name in each folder (``"ptb.train.txt"``).
+      dirs: the folders to search, in order (`fnn.files.data_dirs`).
+      url, sha256: where the file is published, and its hash.
+      where, what, opt_out: for messages: the caller's name, what the file is, and how to load a
+        file of one's own on purpose (see `verify_file`).
+      put: what the "not found" message asks the user to put in a folder (default: `name`).
+
+    Raises:
+      DataNotFoundError: no folder holds the file and it was not downloaded; the message lists
+        the folders searched and why the download did not happen.
+      ChecksumError: the file found is not the published one (left in place).
+      DataFormatError: the path found is a directory, FIFO, symlink loop, broken link or device.
+    """
+    for d in dirs:
+        path = d / name
+        if os.path.lexists(path):
+            kind = path_kind(path)
+            if kind is not None:
+                raise DataFormatError(f"{where}: {path} is {kind}, expected a regular file ({what})")
+            if verify:
+                verify_file(path, {"sha256": (sha256,)}, where=where, what=what, opt_out=opt_out)
+            return path
+    if download:
+        try:
+            return _fetch(url, dirs[-1] / name, sha256=sha256)
+        except OSError as e:
+            reason = f" (download failed: {e})"
+    else:
+        reason = " (download=False)"
+    source = url if put is None else url.rsplit("/", 1)[0] + "/"
+    raise DataNotFoundError(
+        f"{where}: {name} not found in {', '.join(str(d) for d in dirs)}{reason}. Put {put or 'the file'} "
+        f"(from {source}) in one of these folders, or set FNN_DATA_DIR to a folder whose "
+        f"{dirs[-1].name}/ holds {'them' if put else 'it'}.")

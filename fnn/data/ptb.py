@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fnn.data.download import DataFormatError, DataNotFoundError, open_regular, verify_file
-from fnn.data.download import download as _download
+from fnn.data.download import DataFormatError, find_file, open_regular
 from fnn.files import data_dirs
 
 URL_BASE = "https://raw.githubusercontent.com/tomsercu/lstm/master/data/"
@@ -53,25 +52,10 @@ def ptb_file(split: str, *, download: bool = True, verify: bool = True) -> Path:
     """
     split = _split(split)
     name, sha256 = FILES[split]
-    dirs = ptb_dirs()
-    for d in dirs:
-        if os.path.lexists(d / name):
-            if verify:
-                verify_file(d / name, {"sha256": (sha256,)}, where="load_ptb",
-                            what=f"the PTB {name} from {URL_BASE}",
-                            opt_out="load_ptb(split, verify=False) for a corpus of your own")
-            return d / name
-    if download:
-        try:
-            return _download(URL_BASE + name, dirs[-1] / name, sha256=sha256)
-        except OSError as e:
-            reason = f" (download failed: {e})"
-    else:
-        reason = " (download=False)"
-    raise DataNotFoundError(
-        f"ptb_file: {name} not found in {', '.join(str(d) for d in dirs)}{reason}. Put "
-        f"ptb.train.txt, ptb.valid.txt and ptb.test.txt (from {URL_BASE}) in one of these folders, "
-        f"or set FNN_DATA_DIR to a folder whose ptb/ holds them.")
+    return find_file(name, ptb_dirs(), url=URL_BASE + name, sha256=sha256, where="load_ptb",
+                     what=f"the PTB {name} from {URL_BASE}", download=download, verify=verify,
+                     opt_out="load_ptb(split, verify=False) for a corpus of your own",
+                     put="ptb.train.txt, ptb.valid.txt and ptb.test.txt")
 
 
 def _split(split: str) -> str:

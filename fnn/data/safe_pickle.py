@@ -18,7 +18,8 @@ numpy's arrays use under protocols 0-5 and refuses every other one:
 * ``GLOBAL``/``STACK_GLOBAL`` may only *name* an entry of a fixed table (numpy's ``_reconstruct``,
   ``ndarray``, ``dtype``, ``scalar`` and ``_frombuffer`` under ``numpy.core`` or ``numpy._core``;
   ``_codecs.encode`` and ``bytes``, which protocols 0-2 use for raw bytes). The name becomes a label,
-  nothing is imported; ``REDUCE`` and ``BUILD`` on a label run this module's own builder for it.
+  nothing is imported; ``REDUCE`` and ``BUILD`` on a label run fnn's own builder for it
+  (`fnn.data._pickle_builders`).
 
 A builder makes an array from (shape, dtype descr, raw bytes) with ``np.frombuffer(...).copy()``,
 after checking that the descr is a plain number type (``b1 i* u* f* c*``; never object, void,
@@ -37,13 +38,12 @@ type, `WeightsFormatError`, naming the file and what was wrong.
 from __future__ import annotations
 
 import io
-import math
 import os
 import pickletools
-import re
 
 import numpy as np
 
+from fnn.data._pickle_builders import CAP_HINT, GLOBALS, MAX_NDIM, NumpyBuilders, _Array, _Dtype, _Name, _show
 from fnn.data.download import DataFormatError, DataNotFoundError, open_regular
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NDIM", "MAX_OPCODES", "WeightsFormatError", "safe_load"]
@@ -51,8 +51,6 @@ __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NDIM", "MAX_OPCODES", "WeightsFormatEr
 MAX_BYTES = 1 << 30  # default cap on the file's size and on the arrays' total bytes
 MAX_OPCODES = 1_000_000  # the books' files have a few hundred
 MAX_DEPTH = 64  # nesting of dicts, lists and tuples
-MAX_NDIM = 32
-_CAP_HINT = "pass max_bytes= to safe_load or load_book_weights to raise the cap"
 
 
 class WeightsFormatError(DataFormatError):
@@ -60,20 +58,6 @@ class WeightsFormatError(DataFormatError):
     is not the book's file it is named after); the message names the file and what was wrong."""
 
 
-# Globals a numpy array's pickle names -> the builder that stands for each (nothing is imported).
-_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): "_reconstruct",
-    ("numpy._core.multiarray", "_reconstruct"): "_reconstruct",
-    ("numpy", "ndarray"): "ndarray",
-    ("numpy", "dtype"): "dtype",
-    ("numpy.core.multiarray", "scalar"): "scalar",
-    ("numpy._core.multiarray", "scalar"): "scalar",
-    ("numpy.core.numeric", "_frombuffer"): "_frombuffer",
-    ("numpy._core.numeric", "_frombuffer"): "_frombuffer",
-    ("_codecs", "encode"): "encode",
-    ("__builtin__", "bytes"): "bytes",
-    ("builtins", "bytes"): "bytes",
-}
 _VALUE_OPS = frozenset({  # opcodes whose argument, decoded by genops, is the value to push
     "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
     "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
@@ -83,71 +67,7 @@ _CONSTANTS = {"NONE": lambda: None, "NEWTRUE": lambda: True, "NEWFALSE": lambda:
               "EMPTY_TUPLE": tuple, "EMPTY_LIST": list, "EMPTY_DICT": dict}
 _TUPLE_N = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 _PUT_OPS, _GET_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"}), frozenset({"GET", "BINGET", "LONG_BINGET"})
-_DESCR = re.compile(r"b1|[iu][1248]|f(2|4|8|10|12|16)|c(8|16|20|24|32)")
 _KEY_TYPES = (str, int, float, bool, type(None))
-_DTYPE_STATE_TAIL = (None, None, None, -1, -1, 0)  # (subarray, names, fields, elsize, alignment, flags)
-
-
-def _eq(x, expected) -> bool:
-    """``x == expected`` for plain values and tuples of them only: an array built from the file
-    compares elementwise, and the truth of that is an error, not a refusal."""
-    if type(x) is tuple:
-        return (type(expected) is tuple and len(x) == len(expected)
-                and all(_eq(a, b) for a, b in zip(x, expected, strict=True)))
-    return type(x) in (type(None), bool, int, float, str, bytes) and x == expected
-
-
-def _in(x, options: tuple) -> bool:
-    return any(_eq(x, option) for option in options)
-
-
-class _Name:
-    """A global the file named: a label for one of the builders, never the object."""
-
-    __slots__ = ("qualname", "role")
-
-    def __init__(self, qualname: str, role: str):
-        self.qualname, self.role = qualname, role
-
-
-class _Dtype:
-    """``numpy.dtype(descr)`` of a plain number type, with the byte order its ``BUILD`` sets."""
-
-    __slots__ = ("dtype", "built")
-
-    def __init__(self, dtype: np.dtype):
-        self.dtype, self.built = dtype, False
-
-
-class _Array:
-    """``_reconstruct(numpy.ndarray, (0,), b'b')``: an array to be filled by its ``BUILD``."""
-
-    __slots__ = ("array",)
-
-    def __init__(self):
-        self.array = None
-
-
-def _show(x, depth: int = 0) -> str:
-    """A short description of a value for an error message (never a huge repr)."""
-    if isinstance(x, (bool, float)) or x is None:
-        return repr(x)
-    if isinstance(x, int):
-        return repr(x) if x.bit_length() <= 256 else f"<int of {x.bit_length()} bits>"
-    if isinstance(x, str):
-        return repr(x) if len(x) <= 40 else repr(x[:40]) + f"... ({len(x)} characters)"
-    if isinstance(x, (bytes, bytearray)):
-        return f"<{len(x)} bytes>"
-    if isinstance(x, _Name):
-        return x.qualname
-    if isinstance(x, _Dtype):
-        return f"dtype {x.dtype.str!r}"
-    if isinstance(x, tuple) and depth < 2:
-        inner = ", ".join(_show(v, depth + 1) for v in x[:6]) + (", ..." if len(x) > 6 else "")
-        return f"({inner}{',' if len(x) == 1 else ''})"
-    if isinstance(x, (tuple, list, dict)):
-        return f"a {type(x).__name__} of {len(x)} items"
-    return "an array" if isinstance(x, (_Array, np.ndarray)) else f"a {type(x).__name__}"
 
 
 class _Source:
@@ -171,7 +91,7 @@ class _Source:
         return self.position
 
 
-class _Reader:
+class _Reader(NumpyBuilders):
     """The stack machine over `pickletools.genops` (see the module docstring)."""
 
     def __init__(self, where: str, max_bytes: int):
@@ -260,7 +180,7 @@ class _Reader:
     def charge(self, nbytes: int, what: str) -> None:
         if self.allocated + nbytes > self.max_bytes:
             self.fail(f"{what} would bring the arrays to {self.allocated + nbytes} bytes, more than "
-                      f"max_bytes={self.max_bytes}; {_CAP_HINT}")
+                      f"max_bytes={self.max_bytes}; {CAP_HINT}")
         self.allocated += nbytes
 
     # --- opcodes that are not a plain push -------------------------------------------------------
@@ -330,7 +250,7 @@ class _Reader:
         self.name(module, name)
 
     def name(self, module: str, name: str):
-        role = _GLOBALS.get((module, name))
+        role = GLOBALS.get((module, name))
         if role is None:
             self.fail(f"the pickle asks for {_show(module + '.' + name)}; only numpy arrays of plain numbers "
                       "(in dicts, lists and tuples) are read, so nothing was imported or run")
@@ -353,99 +273,6 @@ class _Reader:
             self.build_array(obj, state)
         else:
             self.fail(f"BUILD on {_show(obj)}, expected a numpy array or dtype being reconstructed")
-
-    # --- the builders that stand for numpy's reconstructors --------------------------------------
-    def call_ndarray(self, qualname: str, args: tuple):
-        self.fail(f"{qualname}{_show(args)} called directly would return uninitialised memory, not bytes "
-                  "from the file; refused")
-
-    def call__reconstruct(self, qualname: str, args: tuple):
-        if (len(args) != 3 or type(args[0]) is not _Name or args[0].role != "ndarray" or not _eq(args[1], (0,))
-                or not _in(args[2], (b"b", "b"))):
-            self.fail(f"{qualname}{_show(args)}, expected numpy's own (numpy.ndarray, (0,), b'b')")
-        return _Array()
-
-    def call_dtype(self, qualname: str, args: tuple):
-        descr = args[0] if len(args) == 3 and _in(args[1], (0, 1)) and _in(args[2], (0, 1)) else None
-        if type(descr) is not str or not _DESCR.fullmatch(descr):
-            self.fail(f"{qualname}{_show(args)} is not a plain number type (expected bool, int, uint, float "
-                      "or complex: b1, i1..i8, u1..u8, f2..f16, c8..c32); object, void, structured, string "
-                      "and datetime arrays are refused")
-        try:
-            return _Dtype(np.dtype(descr))
-        except TypeError:
-            self.fail(f"dtype {descr!r} does not exist on this machine")
-
-    def build_dtype(self, obj: _Dtype, state):
-        if type(state) is not tuple or len(state) != 8 or not _eq(state[0], 3) or not _eq(state[2:], _DTYPE_STATE_TAIL):
-            self.fail(f"dtype state {_show(state)}, expected (3, byteorder, None, None, None, -1, -1, 0) "
-                      "as numpy writes for a plain number type")
-        order = state[1]
-        if not _in(order, ("<", ">", "=", "|")) or (order == "|" and obj.dtype.itemsize > 1):
-            self.fail(f"byte order {_show(order)} for {obj.dtype.name}, expected '<', '>' or '='")
-        if order in ("<", ">"):
-            obj.dtype = obj.dtype.newbyteorder(order)
-        obj.built = True
-
-    def build_array(self, obj: _Array, state):
-        if type(state) is tuple and len(state) == 5 and _eq(state[0], 1):
-            state = state[1:]  # (version, shape, dtype, is_fortran, data); version 0 has no version
-        if type(state) is not tuple or len(state) != 4 or not _in(state[2], (0, 1)):
-            self.fail(f"array state {_show(state)}, expected (1, shape, dtype, is_fortran, bytes)")
-        shape, dtype, fortran, data = state
-        obj.array = self.array(data, dtype, shape, "F" if fortran else "C", "an array")
-
-    def call__frombuffer(self, qualname: str, args: tuple):
-        if len(args) != 4 or not _in(args[3], ("C", "F")):
-            self.fail(f"{qualname}{_show(args)}, expected (buffer, dtype, shape, 'C' or 'F')")
-        data, dtype, shape, order = args
-        return self.array(data, dtype, shape, order, qualname)
-
-    def call_scalar(self, qualname: str, args: tuple):
-        if len(args) != 2:
-            self.fail(f"{qualname}{_show(args)}, expected (dtype, bytes)")
-        return self.array(args[1], args[0], (), "C", qualname)[()]
-
-    def call_encode(self, qualname: str, args: tuple):
-        if len(args) != 2 or type(args[0]) is not str or not _in(args[1], ("latin1", "latin-1")):
-            self.fail(f"{qualname}{_show(args)}, expected (text, 'latin1') as numpy writes for bytes")
-        return self.raw(args[0], qualname)
-
-    def call_bytes(self, qualname: str, args: tuple):
-        if not _eq(args, ()):
-            self.fail(f"{qualname}{_show(args)}, expected {qualname}() (empty bytes)")
-        return b""
-
-    def raw(self, data, what: str) -> bytes | bytearray:
-        """Bytes from the file; text (Python 2 str, ``_codecs.encode``'s argument) as latin-1."""
-        if type(data) is str:
-            try:
-                data = data.encode("latin-1")
-            except UnicodeEncodeError:
-                self.fail(f"{what}: text with characters above U+00FF, expected latin-1 bytes")
-            self.charge(len(data), what)
-        if type(data) not in (bytes, bytearray):
-            self.fail(f"{what}: data is {_show(data)}, expected bytes in the file")
-        return data
-
-    def array(self, data, dtype, shape, order: str, what: str) -> np.ndarray:
-        """A new array of ``shape`` from exactly prod(shape) x itemsize bytes of the file."""
-        if type(dtype) is not _Dtype:
-            self.fail(f"{what}: dtype is {_show(dtype)}, expected numpy.dtype(...) of a plain number type")
-        dtype = dtype.dtype
-        if type(shape) is not tuple or len(shape) > MAX_NDIM or any(type(d) is not int or d < 0 for d in shape):
-            self.fail(f"{what}: shape {_show(shape)}, expected a tuple of at most {MAX_NDIM} integers >= 0")
-        count = math.prod(shape)
-        nbytes = count * dtype.itemsize
-        if nbytes > self.max_bytes:
-            self.fail(f"{what}: shape {_show(shape)} of {dtype.name} needs {_show(nbytes)} bytes, more than "
-                      f"max_bytes={self.max_bytes}; {_CAP_HINT}")
-        data = self.raw(data, what)
-        if len(data) != nbytes:
-            self.fail(f"{what}: shape {_show(shape)} of {dtype.name} needs {nbytes} bytes, the file holds "
-                      f"{len(data)}")
-        self.charge(nbytes, what)
-        return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order=order).copy(order="K")
 
 
 class _Resolver:
@@ -525,4 +352,4 @@ def _check_size(where: str, size: int, max_bytes: int) -> None:
     if size == 0:
         raise WeightsFormatError(f"{where}: empty, expected a pickle of numpy arrays")
     if size > max_bytes:
-        raise WeightsFormatError(f"{where}: {size} bytes, more than max_bytes={max_bytes}; {_CAP_HINT}")
+        raise WeightsFormatError(f"{where}: {size} bytes, more than max_bytes={max_bytes}; {CAP_HINT}")

@@ -16,23 +16,22 @@ and the vocabulary belongs to the file (the book's lives in module globals, so l
 in the same process would extend the first one's).
 
 The book's files are looked for in ``$FNN_DATA_DIR/book``, then ``${XDG_CACHE_HOME:-~/.cache}/fnn/book``,
-and verified against their sha256; when missing they are downloaded from the book's repository (MIT
-licence, Koki Saitoh). `addition_problems` and `date_problems` write files of the same format, for
-quick runs and tests without the book's files.
+and verified against their sha256 wherever they are found (``verify=False`` opts out), by the same
+lookup as every data file (`fnn.data.download.find_file`); when missing they are downloaded from the
+book's repository (MIT licence, Koki Saitoh). `addition_problems` and `date_problems` write files
+of the same format, for quick runs and tests without the book's files.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from fnn.data.download import ChecksumError, DataNotFoundError
-from fnn.data.download import download as _download
+from fnn.data.download import DataFormatError, DataNotFoundError, find_file, open_regular, path_kind
 from fnn.files import data_dirs
 
 URL_BASE = ("https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch-2/"
@@ -45,7 +44,7 @@ BOOK_FILES = {  # name -> (file name, sha256)
 START = "_"
 
 
-class SequenceFormatError(ValueError):
+class SequenceFormatError(DataFormatError):
     """A sequence file is not in the book's format; the message names the file and the line."""
 
 
@@ -64,51 +63,39 @@ class SequenceData(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+def sequence_file(name: str, *, download: bool = True, verify: bool = True) -> Path:
+    """The path of the book's ``addition.txt`` or ``date.txt`` (`name` "addition" or "date"), found
+    and checked as every data file is (`fnn.data.download.find_file`): the first of
+    ``$FNN_DATA_DIR/book`` and the user cache that holds it, which must be a regular file with the
+    book's sha256 (unless ``verify=False``); downloaded into the user cache when missing.
 
-
-def sequence_file(name: str, *, download: bool = True) -> Path:
-    """The verified path of the book's ``addition.txt`` or ``date.txt`` (`name` "addition" or "date"),
-    downloaded into the user cache when missing."""
+    Raises:
+      ValueError: `name` is not a key of `BOOK_FILES`.
+      DataNotFoundError: no searched folder holds the file and it could not be downloaded.
+      ChecksumError: the file found is not the book's (left in place).
+      DataFormatError: the path found is a directory, FIFO, symlink loop or other non-file.
+    """
     if name not in BOOK_FILES:
         raise ValueError(f"sequence_file: name is {name!r}, expected one of {sorted(BOOK_FILES)}")
     file_name, sha256 = BOOK_FILES[name]
-    dirs = data_dirs("book")
-    for d in dirs:
-        path = d / file_name
-        if path.is_file():
-            got = _sha256(path)
-            if got != sha256:
-                raise ChecksumError(f"sequence_file: {path} has sha256 {got}, expected {sha256} (the book's "
-                                    f"{file_name}); replace it with the file from {URL_BASE + file_name}")
-            return path
-    if download:
-        try:
-            return _download(URL_BASE + file_name, dirs[-1] / file_name, sha256=sha256)
-        except OSError as e:
-            reason = f" (download failed: {e})"
-    else:
-        reason = " (download=False)"
-    raise DataNotFoundError(
-        f"sequence_file: {file_name} not found in {', '.join(str(d) for d in dirs)}{reason}. Put the "
-        f"file (from {URL_BASE + file_name}) in one of these folders, or set FNN_DATA_DIR to a folder "
-        f"whose book/ holds it.")
+    return find_file(file_name, data_dirs("book"), url=URL_BASE + file_name, sha256=sha256,
+                     where="sequence_file", what=f"the book's {file_name}", download=download,
+                     verify=verify, opt_out=f"load_sequence({name!r}, verify=False), or "
+                                            f"load_sequence(path) for a file of your own")
 
 
-def _resolve(name_or_path: str | os.PathLike, download: bool) -> Path:
+def _resolve(name_or_path: str | os.PathLike, download: bool, verify: bool) -> Path:
     name = os.fspath(name_or_path)
     for key, (file_name, _) in BOOK_FILES.items():
         if name in (key, file_name):
-            return sequence_file(key, download=download)
+            return sequence_file(key, download=download, verify=verify)
     path = Path(name).expanduser()
-    if not path.is_file():
+    kind = path_kind(path)
+    if kind == "missing":
         raise DataNotFoundError(f"load_sequence: {name!r} is neither a book data set ({', '.join(BOOK_FILES)}) "
                                 f"nor a file")
+    if kind is not None:
+        raise SequenceFormatError(f"load_sequence: {path} is {kind}, expected a regular file (one problem a line)")
     return path
 
 
@@ -119,7 +106,8 @@ def _resolve(name_or_path: str | os.PathLike, download: bool) -> Path:
 
 def _lines(path: Path) -> list[str]:
     """The file's lines without their line ends (text-mode newlines: ``\\n``, ``\\r\\n``, ``\\r``)."""
-    data = path.read_bytes()
+    with open_regular(path, where="load_sequence", error=SequenceFormatError) as f:
+        data = f.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -169,7 +157,7 @@ def _char_ids(lines: list[str]) -> tuple[np.ndarray, dict[str, int]]:
 
 
 def load_sequence(name_or_path: str | os.PathLike = "addition", seed: int | None = 1984, *,
-                  reverse: bool = False, download: bool = True) -> SequenceData:
+                  reverse: bool = False, download: bool = True, verify: bool = True) -> SequenceData:
     """The book's ``sequence.load_data(file_name, seed)`` and ``get_vocab()`` (DLFS2 §7.2.4, §8.3.1).
 
     Args:
@@ -181,6 +169,8 @@ def load_sequence(name_or_path: str | os.PathLike = "addition", seed: int | None
       reverse: reverse every question, the book's ``x_train[:, ::-1]`` (the reversed input of
         DLFS2 §7.4.1; its ``eval_seq2seq`` reverses a question back to print it).
       download: fetch a missing book file (else raise `DataNotFoundError`).
+      verify: check a book file found on disk against its sha256 (``False`` reads a file of one's
+        own saved under the book's name; a path is a file of one's own and is never checked).
 
     Returns:
       `SequenceData` ``((x_train, t_train), (x_test, t_test), char_to_id, id_to_char)``: questions
@@ -190,7 +180,7 @@ def load_sequence(name_or_path: str | os.PathLike = "addition", seed: int | None
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
                              or not 0 <= seed < 2**32):
         raise ValueError(f"load_sequence: seed is {seed!r}, expected an integer in [0, 2**32) or None")
-    path = _resolve(name_or_path, download)
+    path = _resolve(name_or_path, download, verify)
     lines = _lines(path)
     q_len = _split_at_start(path, lines)
     ids, char_to_id = _char_ids(lines)

@@ -14,11 +14,11 @@ load one's own file on purpose: ``load_book_weights(path, verify=False)`` or ``s
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
-from fnn.data.download import ChecksumError, DataFormatError, DataNotFoundError, verify_file
-from fnn.data.download import download as _download
+from fnn.data.download import ChecksumError, DataFormatError, find_file, verify_file
 from fnn.data.safe_pickle import MAX_BYTES, WeightsFormatError, safe_load
 from fnn.files import data_dirs
 
@@ -73,35 +73,32 @@ def book_file(name: str, *, download: bool = True, verify: bool = True) -> Path:
     """
     if name not in BOOK_FILES:
         raise ValueError(f"book_file: name is {name!r}, expected one of {sorted(BOOK_FILES)}")
-    dirs = book_dirs()
     url, sha256 = BOOK_FILES[name]
-    for d in dirs:
-        if os.path.lexists(d / name):
-            if verify:
-                _verify(d / name, name, "book_file")
-            return d / name
-    if download:
-        try:
-            return _download(url, dirs[-1] / name, sha256=sha256)
-        except OSError as e:
-            reason = f" (download failed: {e})"
-    else:
-        reason = " (download=False)"
-    searched = ", ".join(str(d) for d in dirs)
-    raise DataNotFoundError(
-        f"book_file: {name} not found in {searched}{reason}. Put the file (from {url}) in one "
-        f"of these folders, or set FNN_DATA_DIR to a folder whose book/ holds it.")
+    with _as_weights_errors():
+        return find_file(name, book_dirs(), url=url, sha256=sha256, where="book_file", download=download,
+                         verify=verify, what=f"the book's {name} from {url}", opt_out=_opt_out(name))
+
+
+@contextlib.contextmanager
+def _as_weights_errors():
+    """A checksum or format error of a weights file as its `WeightsFormatError` subclass."""
+    try:
+        yield
+    except ChecksumError as e:
+        raise WeightsChecksumError(str(e)) from None
+    except DataFormatError as e:
+        raise WeightsFormatError(str(e)) from None
+
+
+def _opt_out(path) -> str:
+    return f"load_book_weights('{path}', verify=False) or fnn.data.safe_load('{path}')"
 
 
 def _verify(path: Path, name: str, where: str) -> None:
     url, sha256 = BOOK_FILES[name]
-    try:
+    with _as_weights_errors():
         verify_file(path, {"sha256": (sha256,)}, where=where, what=f"the book's {name} from {url}",
-                    opt_out=f"load_book_weights('{path}', verify=False) or fnn.data.safe_load('{path}')")
-    except ChecksumError as e:
-        raise WeightsChecksumError(str(e)) from None
-    except (DataFormatError, OSError) as e:
-        raise WeightsFormatError(str(e)) from None
+                    opt_out=_opt_out(path))
 
 
 def load_book_weights(name: str | os.PathLike, *, download: bool = True, verify: bool = True,

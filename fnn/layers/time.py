@@ -8,6 +8,11 @@ the (N*T, ...) rows, so their backward passes exist once.
 `time_affine_softmax_with_loss` is TimeAffine followed by TimeSoftmaxWithLoss as one layer, the LM's
 output head, run over chunks of rows so that the (N*T, V) scores never leave the CPU's cache; the
 LMs' hand-written gradient (`fnn.models.rnnlm.manual_grad`) uses it.
+
+Ids and labels are checked (integers, in range) when the layers are called with concrete arrays.
+Under `jit` no value check can run, and JAX clamps an out-of-range gather: id 7 (or -1) of a
+5-word vocabulary reads row 4, a label 7 of 3 classes scores as class 2; the drivers (`fnn.lm`)
+check their corpus once on the host before compiling.
 """
 
 from __future__ import annotations
@@ -17,25 +22,12 @@ import jax.numpy as jnp
 from jax import Array
 
 from fnn import functions as F
-from fnn._checks import check_ndim, check_positive_int, concrete
+from fnn._checks import check_distribution, check_ids, check_ndim, check_positive_int
 from fnn.layers import core as L
 from fnn.layers.core import Layer, Params
 from fnn.layers.dropout import dropout
 
 IGNORE_LABEL = -1
-
-
-def _check_range(fn: str, name: str, ids: Array, n: int, what: str, allowed: int | None = None) -> None:
-    """When `ids` is concrete, every value must lie in [0, n) (or equal `allowed`)."""
-    values = concrete(ids)
-    if values is None or values.size == 0:
-        return
-    bad = (values < 0) | (values >= n)
-    if allowed is not None:
-        bad &= values != allowed
-    if bad.any():
-        raise ValueError(f"{fn}: {name} holds {int(values[bad].flat[0])}, expected {what} in "
-                         f"[0, {n - 1}]")
 
 
 def _labels(fn: str, ts: Array, xs: Array, V: int, ignore_label: int | None) -> Array:
@@ -45,13 +37,12 @@ def _labels(fn: str, ts: Array, xs: Array, V: int, ignore_label: int | None) -> 
     if N * T == 0:
         raise ValueError(f"{fn}: xs has shape {tuple(xs.shape)}, expected N >= 1 and T >= 1")
     if ts.ndim == 3:
+        check_distribution(fn, "ts", ts)
         ts = jnp.argmax(ts, axis=-1)
     if tuple(ts.shape) != (N, T):
         raise ValueError(f"{fn}: ts has shape {tuple(ts.shape)}, expected ({N}, {T}) labels or "
                          f"({N}, {T}, {V}) one-hot")
-    if not jnp.issubdtype(ts.dtype, jnp.integer):
-        raise TypeError(f"{fn}: ts has dtype {ts.dtype}, expected integer labels")
-    _check_range(fn, "ts", ts, V, f"labels ({V} classes)", allowed=ignore_label)
+    check_ids(fn, "ts", ts, V, what="labels", unit="classes", allowed=ignore_label, noun="the label")
     return ts
 
 
@@ -69,9 +60,7 @@ def _embedding_forward(params: Params, xs: Array):
     """out[n, t] = W[xs[n, t]]: word ids xs (N, T) -> vectors (N, T, D); W (V, D)."""
     W = params["W"]
     check_ndim("time_embedding.forward", "W", W, 2, "(V, D)")
-    if not jnp.issubdtype(xs.dtype, jnp.integer):
-        raise TypeError(f"time_embedding.forward: xs has dtype {xs.dtype}, expected integer word ids")
-    _check_range("time_embedding.forward", "xs", xs, W.shape[0], f"word ids (W has {W.shape[0]} rows)")
+    check_ids("time_embedding.forward", "xs", xs, W.shape[0], what="word ids", unit="rows of W")
     return W[xs], (xs, W.shape[0])
 
 

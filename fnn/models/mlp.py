@@ -175,7 +175,10 @@ def apply(params: Params, x: Array, *, activation: str = "relu", state: State | 
 
 
 def weight_decay_term(params: Params, weight_decay: float) -> Array:
-    """0.5 * lambda * sum_l ||W_l||^2, the L2 penalty added to the loss (DLFS1 §6.4.2)."""
+    """0.5 * lambda * sum_l ||W_l||^2, the L2 penalty added to the loss (DLFS1 §6.4.2); 0.0, not
+    computed, when lambda is the number 0 (a pass over every weight less per loss evaluation)."""
+    if isinstance(weight_decay, (int, float)) and weight_decay == 0:
+        return 0.0
     return 0.5 * weight_decay * sum(jnp.sum(W * W) for k, W in params.items() if k.startswith("W"))
 
 
