@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fnn_experiments import _common as ex
+from fnn_experiments import dlfs2_ch7_show_addition_dataset as show
 from fnn_experiments import dlfs2_ch7_train_seq2seq as ch7
 from fnn_experiments import dlfs2_ch8_train_attention as ch8
 from fnn_experiments import dlfs2_ch8_visualize_attention as vis
@@ -36,6 +37,26 @@ def test_answers_read_a_reversed_question_forwards_and_need_every_character():
     table = ex.seq2seq_table({"run": answers, "other": answers}, {"run": "peeky", "other": "base"}).splitlines()
     assert table[0].split() == ["question", "answer", "peeky", "base"]
     assert table[2].split() == ["3+2", "5", "☒", "51", "☒", "51"]
+
+
+def test_show_addition_dataset_quick(tmp_path):
+    show.main(["--quick", "--problems", "600", "--out", str(tmp_path), "--no-progress"])
+    result = _strict(tmp_path / "result.json")
+    m = result["metrics"]
+    assert (m["x_train_shape"], m["t_train_shape"], m["x_test_shape"], m["t_test_shape"]) == (
+        [540, 7], [540, 5], [60, 7], [60, 5])  # the book's 90 % / 10 % split
+    id_to_char = {i: c for c, i in m["vocabulary"].items()}
+    assert "".join(id_to_char[i] for i in m["x_train[0]"]) == m["question[0]"]
+    assert m["answer[0]"][0] == "_" and eval(m["question[0]"]) == int(m["answer[0]"][1:])  # noqa: S307 digits and +
+    assert result["book"] == show.BOOK and result["book_ref"]["quick_differs"] is True
+    assert (tmp_path / "addition_dataset.png").stat().st_size > 20000
+
+
+def test_show_addition_dataset_prints_the_books_numbers(data_dir, tmp_path):
+    show.main(["--out", str(tmp_path), "--no-progress"])
+    result = _strict(tmp_path / "result.json")
+    assert {k: result["metrics"][k] for k in show.BOOK} == show.BOOK
+    assert (result["metrics"]["question[0]"], result["metrics"]["answer[0]"]) == ("71+118 ", "_189 ")
 
 
 def test_book_attention_map(data_dir, tmp_path):
