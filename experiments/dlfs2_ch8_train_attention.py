@@ -10,8 +10,9 @@ comparison draws PeekySeq2seq and Seq2seq on the same data. ``--runs attention``
 attention model.
 
 Quick mode (``--quick``): 8,000 generated dates (`date_problems`, the book's format), hidden 128,
-batch 64, 3 epochs at lr 0.005 (five times the book's, to learn in 336 steps), AttentionSeq2seq
-against Seq2seq only (``--runs`` adds PeekySeq2seq).
+batch 64, 3 epochs at lr 0.01 (ten times the book's, to learn in 336 steps), AttentionSeq2seq
+against Seq2seq only (``--runs`` adds PeekySeq2seq). Measured with seed 0 (shared CPU): the
+attention model answered 0.0, 0.73 and 1.0 of the 800 test dates after epochs 1, 2 and 3.
 
 Writes ``train_attention.png`` (accuracy per epoch of each run; the first test questions with each
 run's answers, green when right, red when wrong), ``answers.txt`` (the book's printout) and
@@ -39,7 +40,7 @@ from fnn_experiments import _common as ex
 NAME = "dlfs2_ch8_train_attention"
 SLOW = True  # quick mode: three seq2seq models compiled and trained on 29-character questions
 BOOK = {"wordvec_size": 16, "hidden_size": 256, "batch_size": 128, "epochs": 10, "lr": 0.001, "max_grad": 5.0}
-QUICK = {**BOOK, "hidden_size": 128, "batch_size": 64, "epochs": 3, "lr": 0.005, "problems": 8000}
+QUICK = {**BOOK, "hidden_size": 128, "batch_size": 64, "epochs": 3, "lr": 0.01, "problems": 8000}
 RUNS = ("attention", "peeky", "baseline")
 LABELS = {"attention": "AttentionSeq2seq", "peeky": "PeekySeq2seq", "baseline": "Seq2seq"}
 SHOWN = 10  # the book prints its first 10 test questions

@@ -1,5 +1,6 @@
-"""The attention map: which question characters each answer character looks at (DLFS2 §8.3.3,
-ch08/visualize_attention.py, Fig. 8-26).
+"""Attention maps: which question characters each answer character reads (DLFS2 §8.3.3, Fig. 8-26).
+
+The book's script: ``ch08/visualize_attention.py``.
 
 Full mode: the book's trained ``ch08/AttentionSeq2seq.pkl`` (found in ``$FNN_DATA_DIR/book`` or
 downloaded, sha256-verified) in fnn's AttentionSeq2seq, on five test questions of ``date.txt``
@@ -37,7 +38,7 @@ from fnn_experiments import _common as ex
 NAME = "dlfs2_ch8_visualize_attention"
 SLOW = True  # quick mode trains an AttentionSeq2seq first (about 40 s of CPU)
 BOOK = {"wordvec_size": 16, "hidden_size": 256, "examples": 5, "seed": 1984}
-QUICK = {**BOOK, "hidden_size": 128, "batch_size": 64, "epochs": 3, "lr": 0.005, "max_grad": 5.0, "problems": 8000}
+QUICK = {**BOOK, "hidden_size": 128, "batch_size": 64, "epochs": 3, "lr": 0.01, "max_grad": 5.0, "problems": 8000}
 
 
 def main(argv=None) -> dict:
