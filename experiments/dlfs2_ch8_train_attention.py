@@ -8,9 +8,10 @@ accuracy by the book's ``eval_seq2seq`` (greedy decoding, right only when every 
 The book's AttentionSeq2seq answers almost every test question after 2 epochs (§8.3.2); its
 comparison draws PeekySeq2seq and Seq2seq on the same data. ``--runs attention`` trains only the
 attention model.
+
 Measured in fnn (``FNN_DATA_DIR=... fnn run dlfs2_ch8_train_attention --runs attention``, a
 2-core CPU shared with other jobs, 5 to 9 minutes an epoch; stopped after epoch 4): test accuracy
-0.0002, 0.0152, 0.9980, 0.9992 after epochs 1 to 4, one epoch later than the book's curve.
+0.0002, 0.0152, 0.9980, 0.9992 after epochs 1 to 4.
 
 Quick mode (``--quick``): 8,000 generated dates (`date_problems`, the book's format), hidden 128,
 batch 64, 3 epochs at lr 0.01 (ten times the book's, to learn in 336 steps), AttentionSeq2seq
