@@ -311,8 +311,10 @@ def _non_finite(loss, finite_grads, leaf_names, *, step: int, epoch: int, ckpt,
     if not np.isfinite(loss):
         what = f"the loss became {loss}"
         where = f"; first non-finite gradient: {leaf}" if bad_grad else ""
-    else:
+    elif bad_grad:
         what, where = f"the gradient of {leaf} became non-finite (loss {loss:.6g})", ""
+    else:  # loss and gradients finite: the optimizer's update was not (a NaN learning rate, an overflow)
+        what, where = f"the updated parameters became non-finite (loss {loss:.6g})", ""
     err = FloatingPointError(
         f"fit: {what} at step {step} (epoch {epoch}){where}. The step was not applied: the "
         f"parameters are those after step {step - 1}. Last good checkpoint: "

@@ -24,9 +24,10 @@ Donation: `make_epoch` and `make_steps` hand the train state's buffers to the co
 No value check runs inside these compiled functions (NaN flows, out-of-range labels are clamped by
 the gather): the drivers check their data once on the host (`fnn._checks`).
 
-NaN/inf guard: a step whose loss or gradient is not finite is not applied (a `lax.cond` inside the
-compiled step); the flags come back with the step's metrics, and once a step of a scan is refused
-the rest of the scan leaves `ts` as it was. `fnn.train.fit` turns the flags into an error.
+NaN/inf guard: a step whose loss, gradient or new parameters are not finite is not applied (a
+`jnp.where` per leaf inside the compiled step); the flags come back with the step's metrics, and
+once a step of a scan is refused the rest of the scan leaves `ts` as it was. `fnn.train.fit` turns
+the flags into an error.
 
 With a `mesh` (`fnn.parallel`), each mini-batch is split over the mesh's ``"batch"`` axis.
 """
@@ -106,11 +107,12 @@ def make_step(model: Model, optimizer: optax.GradientTransformation, *, grad: st
 
     Pure and not jitted: jit it, scan it (`make_epoch`) or vmap it as you need.
 
-    NaN/inf guard: when the loss or a gradient is not finite, the step hands back `ts` unchanged
-    (params, model state and optimizer state), so nothing is overwritten with NaN. ``metrics``
-    says what happened, without a host round trip: ``loss``, ``finite`` (a bool, False when the
-    update was refused) and ``finite_grads`` (one bool per leaf of ``ts.params``, in tree order).
-    The check is one fused reduction per gradient leaf and one `lax.cond`, not a copy of the state.
+    NaN/inf guard: when the loss, a gradient or a new parameter is not finite (a NaN learning
+    rate, an overflowing update), the step hands back `ts` unchanged (params, model state and
+    optimizer state), so nothing is overwritten with NaN. ``metrics`` says what happened, without
+    a host round trip: ``loss``, ``finite`` (a bool, False when the update was refused) and
+    ``finite_grads`` (one bool per leaf of ``ts.params``, in tree order). The update is computed,
+    then kept or dropped by one `jnp.where` per leaf: no `lax.cond`, no host sync.
     """
     guarded = _guarded_step(model, optimizer, grad)
 
@@ -127,14 +129,12 @@ def _guarded_step(model: Model, optimizer: optax.GradientTransformation, grad: s
     def step(ts: TrainState, batch: tuple[Array, Array], key: Array, halted: Array):
         x, t = batch
         loss, grads, state = gradient(ts.params, ts.state, x, t, key=key)
+        updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
+        new = TrainState(optax.apply_updates(ts.params, updates), state, opt_state)
         finite_grads = _all_finite(grads)
-        ok = jnp.isfinite(loss) & jnp.all(finite_grads)
-
-        def update(ts):
-            updates, opt_state = optimizer.update(grads, ts.opt_state, ts.params)
-            return TrainState(optax.apply_updates(ts.params, updates), state, opt_state)
-
-        new = jax.lax.cond(ok & ~halted, update, lambda ts: ts, ts)
+        ok = jnp.isfinite(loss) & jnp.all(finite_grads) & jnp.all(_all_finite(new.params))
+        keep = ok & ~halted  # refused: every leaf of ts (params, state, opt_state) as it was
+        new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, ts)
         return new, {"loss": loss, "finite": ok, "finite_grads": finite_grads}
 
     return step

@@ -1,10 +1,11 @@
-"""The benchmark's framework references: plain JAX + optax, Flax NNX and PyTorch eager.
+"""The benchmark's framework references: plain JAX, Flax NNX and PyTorch eager.
 
 Written for `scripts/bench.py`, each as a user of that framework would write the book's models
 at the benchmark's sizes (``cfg`` dicts of `bench.CONFIGS`), float32, Adam lr 1e-3:
 
-* ``jax_*``: ``jax.value_and_grad`` of a plain loss + ``optax.adam``, one ``jax.jit`` step with
-  the (params, opt_state) buffers donated. Conv nets on ``lax.conv_general_dilated`` in the book's
+* ``jax_*``: ``jax.value_and_grad`` of a plain loss + Adam written inline (optax's ``adam``
+  rule: bias-corrected moments, eps 1e-8), one ``jax.jit`` step with the (params, moments)
+  buffers donated. Conv nets on ``lax.conv_general_dilated`` in the book's
   NCHW / OIHW layout and ``lax.reduce_window`` max pooling; LMs as an embedding lookup, a
   ``lax.scan`` over time (``x_t Wx + h Wh + b`` each step) and ``take_along_axis`` cross-entropy.
 * ``flax_*``: ``flax.nnx`` modules (``nnx.Conv`` is NHWC, so the NCHW batch is transposed once),
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 # ------------------------------------------------------------------------------------------------
-# plain JAX + optax
+# plain JAX: value_and_grad + inline Adam
 # ------------------------------------------------------------------------------------------------
 
 
@@ -90,29 +91,42 @@ def jax_classifier(layers, cfg, x, t):
     return _jax_train(loss_fn, params, x, t)
 
 
-def _jax_train(loss_fn, params, x, t, carry_state=None):
-    """jit(value_and_grad + optax.adam) with donated (params, opt_state[, state])."""
+def _adam(params, grads, moments, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    """One Adam step (Kingma and Ba; optax.adam's rule), the moments' step count in `moments`."""
     import jax
-    import optax
+    import jax.numpy as jnp
+    m, v, count = moments
+    count = count + 1
+    m = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, m, grads)
+    v = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, v, grads)
+    m_hat, v_hat = 1 - b1 ** count, 1 - b2 ** count
+    params = jax.tree.map(lambda p, m, v: p - lr * (m / m_hat) / (jnp.sqrt(v / v_hat) + eps),
+                          params, m, v)
+    return params, (m, v, count)
 
-    opt = optax.adam(1e-3)
+
+def _jax_train(loss_fn, params, x, t, carry_state=None):
+    """jit(value_and_grad + inline Adam) with donated (params, moments[, state])."""
+    import jax
+    import jax.numpy as jnp
+
     x, t = jax.device_put(x), jax.device_put(t)
     key = jax.random.key(1)
+    moments = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params),
+               jnp.zeros((), jnp.float32))
 
     if carry_state is None:
         def _step(carry, x, t, key):
-            params, opt_state = carry
+            params, moments = carry
             loss, grads = jax.value_and_grad(loss_fn)(params, x, t, key)
-            updates, opt_state = opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-        carry = (params, opt.init(params))
+            return _adam(params, grads, moments), loss
+        carry = (params, moments)
     else:
         def _step(carry, x, t, key):
-            params, opt_state, state = carry
+            params, moments, state = carry
             (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state, x, t)
-            updates, opt_state = opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state, state), loss
-        carry = (params, opt.init(params), carry_state)
+            return (*_adam(params, grads, moments), state), loss
+        carry = (params, moments, carry_state)
     return jax.jit(_step, donate_argnums=0), carry, (x, t, key)
 
 

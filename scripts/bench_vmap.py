@@ -41,10 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # bench.py next to it: the same model sizes, data and machine info
-
-import bench  # noqa: E402
+if __package__:  # python -m scripts.bench_vmap, or imported as scripts.bench_vmap
+    from . import bench  # the same model sizes, data and machine info
+else:  # python scripts/bench_vmap.py: Python puts this folder first on sys.path
+    import bench  # noqa: E402
 
 MODELS = ("mlp", "simple_convnet")
 GRADS = ("manual", "autodiff")

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("fnn_bench_script", SCRIPTS / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("scripts.bench")
 
 
 def test_quick_mlp_writes_json_and_markdown(bench, tmp_path):
@@ -87,8 +81,7 @@ def _numerical_check(net, params, n_entries=4, eps=1e-5):
 
 @pytest.mark.parametrize("model", ["mlp", "simple_convnet", "lstm_lm", "gru_lm"])
 def test_numpy_reference_gradients(bench, model):
-    import _bench_numpy as bnp  # importable once the bench module is loaded
-
+    bnp = bench.bnp
     cfg = dict(bench.QUICK[model])
     x, t = bench.make_data(model, cfg)
     if model == "mlp":
@@ -104,3 +97,17 @@ def test_numpy_reference_gradients(bench, model):
         if k.startswith("b") or k.endswith("_b"):
             net.params[k] += 0.01 * np.arange(net.params[k].size)  # nonzero biases
     _numerical_check(net, net.params)
+
+
+def test_data_parallel_path_needs_two_devices(bench):
+    """fnn_*_dp splits the batch over the process's devices; with one there is nothing to split."""
+    import jax
+
+    cfg = bench.QUICK["mlp"]
+    x, t = bench.make_data("mlp", cfg)
+    if jax.device_count() == 1:
+        with pytest.raises(bench.UnavailableError, match=r"1 device\(s\) for a batch of 8"):
+            bench.build("mlp", cfg, "fnn_manual_dp", x, t)
+    with pytest.raises(bench.UnavailableError, match="fnn.lm trains on one device"):
+        lm = bench.QUICK["lstm_lm"]
+        bench.build("lstm_lm", lm, "fnn_manual_dp", *bench.make_data("lstm_lm", lm))

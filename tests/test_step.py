@@ -5,9 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
+import fnn.optim
 from fnn.models import mlp
-from fnn.step import init_train_state, make_epoch, make_evaluate, make_step, make_steps
+from fnn.step import GRADS, init_train_state, make_epoch, make_evaluate, make_step, make_steps
 
 from .test_train import MODEL, OPT, _blobs
 
@@ -68,6 +70,22 @@ def test_step_refuses_a_non_finite_update_and_flags_the_leaves():
     chex.assert_trees_all_equal(new, ts)
     new, m = step(ts, (jnp.asarray(x[:10]), jnp.asarray(t[:10])), jax.random.key(1))
     assert bool(m["finite"]) and m["finite_grads"].all()
+
+
+@pytest.mark.parametrize("grad", GRADS)
+def test_step_refuses_non_finite_new_params_from_a_nan_learning_rate(grad):
+    """Loss and gradients finite, the new parameters NaN: the step is refused like a NaN gradient."""
+    (x, t), _ = _blobs()
+    nan_at_1 = optax.scale_by_schedule(lambda count: jnp.where(count == 1, jnp.nan, 1.0))
+    opt = optax.chain(fnn.optim.adam(0.01), nan_at_1)
+    step = jax.jit(make_step(MODEL, opt, grad=grad))
+    ts = init_train_state(MODEL, opt, jax.random.key(0))
+    batch = (jnp.asarray(x[:10]), jnp.asarray(t[:10]))
+    ts1, m = step(ts, batch, jax.random.key(1))  # count 0: a finite step, applied
+    assert bool(m["finite"]) and not bool(jnp.all(ts1.params["W1"] == ts.params["W1"]))
+    ts2, m = step(ts1, batch, jax.random.key(1))  # count 1: learning rate NaN
+    assert not bool(m["finite"]) and np.isfinite(m["loss"]) and m["finite_grads"].all()
+    chex.assert_trees_all_equal(ts2, ts1)  # params, model state and the optimizer's moments and counts
 
 
 def test_steps_in_order_equal_the_step_one_by_one():

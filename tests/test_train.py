@@ -112,6 +112,15 @@ def _poisoned(data, value, row=7):
     return (x, t), test
 
 
+def test_fit_names_a_non_finite_update():
+    """Loss and gradients finite, the update NaN (learning rate NaN): refused, and said so."""
+    with pytest.raises(FloatingPointError, match=r"the updated parameters became non-finite \(loss [\d.]+\) "
+                       r"at step 1 \(epoch 1\)") as info:
+        train.fit(MODEL, optax.sgd(jnp.nan), _blobs(), key=jax.random.key(0), epochs=1, batch_size=10,
+                  progress=False)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(info.value.train_state))
+
+
 def test_fit_stops_at_the_failing_step_and_keeps_the_params_before_it():
     data, model = _poisoned(_blobs(), 1e3), _inf_above()
     with pytest.raises(FloatingPointError) as info:

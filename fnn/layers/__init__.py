@@ -1,8 +1,8 @@
 """Layers: the book's Layer classes as pure forward/backward pairs (see `fnn.layers.core`)."""
 
-from fnn.layers import attention, conv, pooling, recurrent, time
+from fnn.layers import attention, conv, im2col, pooling, recurrent, time
 from fnn.layers.attention import attention_weight, time_attention, weight_sum
-from fnn.layers.conv import col2im, conv2d, conv2d_nhwc, convolution, convolution_nhwc, im2col
+from fnn.layers.conv import conv2d, conv2d_nhwc, convolution, convolution_nhwc
 from fnn.layers.core import (
     ACTIVATION_LAYERS,
     Layer,
@@ -21,8 +21,8 @@ from fnn.layers.recurrent import gru_cell, lstm_cell, rnn_cell, time_gru, time_l
 from fnn.layers.time import time_affine, time_dropout, time_embedding, time_softmax_with_loss
 
 __all__ = ["ACTIVATION_LAYERS", "Layer", "activation_layer", "add", "affine", "identity", "mul",
-           "relu", "sigmoid", "softmax_with_loss", "tanh", "conv", "pooling", "col2im", "conv2d",
-           "conv2d_nhwc", "convolution", "convolution_nhwc", "im2col", "pool2d", "pool2d_nhwc",
+           "relu", "sigmoid", "softmax_with_loss", "tanh", "conv", "im2col", "pooling", "conv2d",
+           "conv2d_nhwc", "convolution", "convolution_nhwc", "pool2d", "pool2d_nhwc",
            "pooling_nhwc", "recurrent", "time", "rnn_cell", "lstm_cell",
            "gru_cell", "time_rnn", "time_lstm", "time_gru", "time_layer", "time_embedding", "time_affine",
            "time_softmax_with_loss", "time_dropout", "attention", "attention_weight",

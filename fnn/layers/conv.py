@@ -4,27 +4,28 @@ Shapes: N batch, C input channels, H x W input size, FN filters of FH x FW, stri
 OH = (H + 2P - FH) // S + 1 and OW = (W + 2P - FW) // S + 1 (DLFS1 §7.2.4, equation 7.1).
 
 Layout. At the API everything is the book's: images NCHW ``(N, C, H, W)``, filters OIHW
-``(FN, C, FH, FW)``, biases ``(FN,)``, and `im2col` (`fnn.layers.im2col`, re-exported here)
-returns the book's ``(N*OH*OW, C*FH*FW)`` matrix. Inside, XLA:CPU is ~3x faster in NHWC, so the
-models keep activations ``(N, H, W, C)`` and call the ``*_nhwc`` functions; the NCHW ones are thin
-transposing wrappers around them.
+``(FN, C, FH, FW)``, biases ``(FN,)``; `fnn.layers.im2col` has the book's ``im2col`` / ``col2im``.
+Inside, XLA:CPU is ~3x faster in NHWC, so the models keep activations ``(N, H, W, C)`` and call
+the ``*_nhwc`` forms; ``convolution`` and ``conv2d`` put the book's NCHW around them.
 
 Two kernels compute the same equations (``impl``; a model's ``conv``):
 
-* "im2col", the book's: `im2col` (FH*FW static strided slices of the padded input, no loop over
-  output positions), one matmul, and the hand-written backward ``dW = col^T dout``,
-  ``dcol = dout W^T``, `col2im` (DLFS1 §7.4.3);
-* "lax": the same three products as XLA convolutions without a column matrix (`lax_forward`,
-  `lax_dx`, `lax_dW`), all in the NHWC/HWIO layout that XLA:CPU runs on its fast kernel.
+* "im2col", the book's: `fnn.layers.im2col.im2col_nhwc` (FH*FW static strided slices of the
+  padded input, no loop over output positions), one matmul, and the hand-written backward
+  ``dW = col^T dout``, ``dcol = dout W^T``, ``col2im`` (DLFS1 §7.4.3);
+* "lax": the same three products as XLA convolutions without a column matrix, in the NHWC/HWIO
+  layout that XLA:CPU hands to its fast kernels.
 
-"auto" (`choose_impl`) takes im2col for layers with fewer than 4 input channels and lax elsewhere.
-Measured on XLA:CPU (one thread, batch 100): im2col wins where the column matrix is narrow (a
-1-channel first layer: 0.5 ms against 5.5 ms forward), and loses on DeepConvNet's 16–64-channel
-layers, where building the column matrices is memory-bound (its weight gradients: 175 ms im2col,
-65 ms lax). `convolution` / `convolution_nhwc` is the layer (forward/backward pair, the manual
-gradient path) on either kernel; `conv2d` / `conv2d_nhwc` is the function for ``jax.grad``.
-
-Both agree to rounding (tests/layers/test_conv.py, float64).
+"auto", the default everywhere, picks per layer (`choose_impl`): im2col for fewer than 4 input
+channels, lax otherwise. Measured on XLA:CPU, one thread, batch 100 (README, "Speed";
+scripts/profile_convnet.py reads the named scopes each direction runs under): im2col wins where the
+column matrix is narrow (a 1-channel first layer: forward 2.5 ms against 6.7 ms, dW 3.2 against
+6.6) and loses on DeepConvNet's 16–64-channel layers, where building the column matrices is
+memory-bound. Choosing the kernel per direction instead (dW as ``dout^T · im2col(x)`` on the lax
+forward) won alone and lost inside the training step.
+`convolution` / `convolution_nhwc` is the layer (forward/backward pair, the manual gradient path)
+on either kernel; `conv2d` / `conv2d_nhwc` is the function for ``jax.grad``. Both agree to
+rounding (tests/layers/test_conv.py, float64).
 """
 
 from __future__ import annotations
@@ -38,25 +39,31 @@ from jax import Array, lax
 
 from fnn._checks import check_floating, check_ndim
 from fnn.layers.core import Layer, Params
-from fnn.layers.im2col import (  # noqa: F401  (im2col, col2im, output_size ... are conv's API too)
-    col2im,
-    col2im_nhwc,
-    im2col,
-    im2col_nhwc,
-    output_size,
-    pad_hw,
-    patches,
-    unpatches,
-)
-
-# --------------------------------------------------------------------------------------------
-# The same equations on XLA's convolution kernel
-# --------------------------------------------------------------------------------------------
+from fnn.layers.im2col import col2im_nhwc, im2col_nhwc, nchw_layer, output_size, pad_hw, to_nchw, to_nhwc
 
 # The kernels that compute the convolution's equations; "auto" (`choose_impl`) picks per layer.
 IMPLS = ("im2col", "lax")
+# The kernel of every convolution unless one is named: `choose_impl`'s per-layer choice.
+DEFAULT_IMPL = "auto"
 
-_DN = ("NHWC", "HWIO", "NHWC")  # the only layout XLA:CPU hands to its fast convolution kernel
+
+def choose_impl(impl: str, C: int) -> str:
+    """The kernel for the convolution (DLFS1 §7.4.3) of a layer with C input channels.
+
+    `impl` itself, or for "auto": "im2col" when C < 4 (its column matrix is then narrow, FH*FW*C,
+    and XLA's kernel, which vectorises over channels, is slower: 6.7 vs 2.5 ms for a 1-channel
+    3x3 forward at batch 100), "lax" otherwise.
+    """
+    if impl not in (*IMPLS, "auto"):
+        raise ValueError(f"convolution: impl is {impl!r}, expected one of {(*IMPLS, 'auto')}")
+    return impl if impl != "auto" else ("im2col" if C < 4 else "lax")
+
+
+# --------------------------------------------------------------------------------------------
+# The lax kernel: the same equations on XLA's convolution
+# --------------------------------------------------------------------------------------------
+
+_DN = ("NHWC", "HWIO", "NHWC")  # the only layout XLA:CPU hands to its fast convolution kernels
 
 
 def _split_pad(pad: int) -> tuple[int, int]:
@@ -69,20 +76,19 @@ def _split_pad(pad: int) -> tuple[int, int]:
     return pad - inner, inner
 
 
-def lax_forward(x: Array, W: Array, stride: int, pad: int) -> Array:
-    """y = x ⋆ W, the forward equation (DLFS1 §7.2.2; ``im2col(x) · W_col`` of §7.4.3) on XLA's
-    convolution. x (N, H, W, C), W (FN, C, FH, FW) -> (N, OH, OW, FN), without the bias."""
+def _lax_forward(x: Array, W: Array, stride: int, pad: int) -> Array:
+    """y = x ⋆ W (DLFS1 §7.2.2; ``im2col(x) · W_col`` of §7.4.3): x (N, H, W, C) -> (N, OH, OW, FN)."""
     outer, inner = _split_pad(pad)
     return lax.conv_general_dilated(pad_hw(x, outer), W.transpose(2, 3, 1, 0), (stride, stride),
                                     ((inner, inner), (inner, inner)), dimension_numbers=_DN)
 
 
-def lax_dx(dout: Array, W: Array, x_shape: tuple[int, ...], stride: int, pad: int) -> Array:
-    """dx = col2im(dout · W_col^T) (DLFS1 §7.4.3) as one convolution, no column matrix.
+def _lax_dx(dout: Array, W: Array, x_shape: tuple[int, ...], stride: int, pad: int) -> Array:
+    """dx = col2im(dout · W_col^T) (DLFS1 §7.4.3) as one convolution: (N, H, W, C) = x_shape.
 
     Every input pixel collects dout from the outputs whose window covers it, weighted by the
     filter tap that joined them: dout (N, OH, OW, FN), dilated by the stride, correlated with the
-    filters flipped in (FH, FW) and transposed to (FN -> C). Returns (N, H, W, C) = x_shape.
+    filters flipped in (FH, FW) and transposed to (FN -> C).
     """
     FN, C, FH, FW = W.shape
     N, H, W_, _ = x_shape
@@ -97,8 +103,8 @@ def lax_dx(dout: Array, W: Array, x_shape: tuple[int, ...], stride: int, pad: in
     return dx[:, crop:crop + H, crop:crop + W_, :]
 
 
-def lax_dW(x: Array, dout: Array, FH: int, FW: int, stride: int, pad: int) -> Array:
-    """dW = col^T · dout (DLFS1 §7.4.3) as one convolution, no column matrix: (FN, C, FH, FW).
+def _lax_dW(x: Array, dout: Array, FH: int, FW: int, stride: int, pad: int) -> Array:
+    """dW = col^T · dout (DLFS1 §7.4.3) as one convolution: (FN, C, FH, FW).
 
     ``dW[f, c, i, j] = sum over n, oh, ow of xp[n, oh*S + i, ow*S + j, c] * dout[n, oh, ow, f]`` is
     a convolution with batch and channels exchanged: x^T (C, H, W, N), a batch of C images with N
@@ -109,18 +115,6 @@ def lax_dW(x: Array, dout: Array, FH: int, FW: int, stride: int, pad: int) -> Ar
     g = lax.conv_general_dilated(xt, dout.transpose(1, 2, 0, 3), (1, 1), ((inner, inner),) * 2,
                                  rhs_dilation=(stride, stride), dimension_numbers=_DN)
     return g[:, :FH, :FW, :].transpose(3, 0, 1, 2)  # (C, >=FH, >=FW, FN) -> (FN, C, FH, FW)
-
-
-def choose_impl(impl: str, C: int) -> str:
-    """The kernel for the convolution (DLFS1 §7.4.3) of a layer with C input channels.
-
-    `impl` itself, or for "auto": "im2col" when C < 4 (its column matrix is then narrow, FH*FW*C,
-    and XLA's kernel, which vectorises over channels, is 10x slower: 5.5 vs 0.5 ms for a 1-channel
-    3x3 forward), "lax" otherwise.
-    """
-    if impl not in (*IMPLS, "auto"):
-        raise ValueError(f"convolution: impl is {impl!r}, expected one of {(*IMPLS, 'auto')}")
-    return impl if impl != "auto" else ("im2col" if C < 4 else "lax")
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,7 +147,13 @@ def _check_filters(fn: str, params: Params, C: int) -> tuple[int, int, int, int]
     return FN, C_w, FH, FW
 
 
-def filters_as_matrix(W: Array) -> Array:
+def _scope(W: Array, direction: str):
+    """A `jax.named_scope` such as ``conv16to32_dW``: a profile's op names then tell each layer's
+    forward, dx and dW apart (scripts/profile_convnet.py)."""
+    return jax.named_scope(f"conv{W.shape[1]}to{W.shape[0]}_{direction}")
+
+
+def _filters_as_matrix(W: Array) -> Array:
     """Filters W (FN, C, FH, FW) as the matmul operand (FH*FW*C, FN) of `im2col_nhwc`'s columns
     (DLFS1 §7.4.3: the filters expanded to one column each)."""
     FN, C, FH, FW = W.shape
@@ -161,68 +161,57 @@ def filters_as_matrix(W: Array) -> Array:
 
 
 def _convolution_nhwc_forward(params: Params, x: Array, *, stride: int = 1, pad: int = 0,
-                              impl: str = "im2col"):
+                              impl: str = DEFAULT_IMPL):
     """y = im2col(x) · W_col + b (DLFS1 §7.4.3). x (N, H, W, C) -> y (N, OH, OW, FN).
 
     params: ``{"W": (FN, C, FH, FW), "b": (FN,)}`` (the book's filter layout). `impl` "im2col"
     builds the column matrix as the book does; "lax" computes the same product with XLA's
-    convolution (`lax_forward`) and keeps x instead; "auto" picks per `choose_impl`.
+    convolution and keeps x instead; "auto" picks per `choose_impl`.
     """
     check_ndim("convolution.forward", "x", x, 4, "(N, H, W, C) (NHWC inside a model)")
     FN, C, FH, FW = _check_filters("convolution.forward", params, x.shape[3])
     output_size("convolution.forward", x.shape[1], x.shape[2], FH, FW, stride, pad)
     b = params["b"].reshape(1, 1, 1, FN)
-    if choose_impl(impl, C) == "lax":
-        y = lax_forward(x, params["W"], stride, pad) + b
-        return y, ConvCache(None, x, tuple(x.shape), stride, pad)
-    col = im2col_nhwc(x, FH, FW, stride, pad)  # (N, OH, OW, FH*FW*C)
-    N, OH, OW, K = col.shape
-    y = col.reshape(N * OH * OW, K) @ filters_as_matrix(params["W"])  # (N*OH*OW, FN)
-    return y.reshape(N, OH, OW, FN) + b, ConvCache(col, None, tuple(x.shape), stride, pad)
+    with _scope(params["W"], "forward"):
+        if choose_impl(impl, C) == "lax":
+            y = _lax_forward(x, params["W"], stride, pad) + b
+            return y, ConvCache(None, x, tuple(x.shape), stride, pad)
+        col = im2col_nhwc(x, FH, FW, stride, pad)  # (N, OH, OW, FH*FW*C)
+        N, OH, OW, K = col.shape
+        y = col.reshape(N * OH * OW, K) @ _filters_as_matrix(params["W"])  # (N*OH*OW, FN)
+        return y.reshape(N, OH, OW, FN) + b, ConvCache(col, None, tuple(x.shape), stride, pad)
 
 
 def _convolution_nhwc_backward(params: Params, cache: ConvCache, dout: Array):
     """dW = col^T · dout, db = sum dout, dx = col2im(dout · W_col^T) (DLFS1 §7.4.3).
 
     dout (N, OH, OW, FN); grads in the book's shapes, dx (N, H, W, C). With the lax kernel the
-    same two products are XLA convolutions (`lax_dW`, `lax_dx`).
+    same two products are XLA convolutions (`_lax_dW`, `_lax_dx`).
     """
     W = params["W"]
     FN, C, FH, FW = W.shape
-    db = jnp.sum(dout, axis=(0, 1, 2))
-    if cache.col is None:
-        dW = lax_dW(cache.x, dout, FH, FW, cache.stride, cache.pad)
-        return {"W": dW, "b": db}, lax_dx(dout, W, cache.x_shape, cache.stride, cache.pad)
-    N, OH, OW, K = cache.col.shape
-    d2 = dout.reshape(N * OH * OW, FN)
-    dW = (cache.col.reshape(N * OH * OW, K).T @ d2).reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
-    dcol = (d2 @ filters_as_matrix(W).T).reshape(N, OH, OW, K)
-    dx = col2im_nhwc(dcol, cache.x_shape, FH, FW, cache.stride, cache.pad)
+    with _scope(W, "dW"):
+        db = jnp.sum(dout, axis=(0, 1, 2))
+        if cache.col is None:
+            dW = _lax_dW(cache.x, dout, FH, FW, cache.stride, cache.pad)
+        else:
+            N, OH, OW, K = cache.col.shape
+            d2 = dout.reshape(N * OH * OW, FN)
+            dW = (cache.col.reshape(N * OH * OW, K).T @ d2).reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
+    with _scope(W, "dx"):
+        if cache.col is None:
+            dx = _lax_dx(dout, W, cache.x_shape, cache.stride, cache.pad)
+        else:
+            dcol = (d2 @ _filters_as_matrix(W).T).reshape(N, OH, OW, K)
+            dx = col2im_nhwc(dcol, cache.x_shape, FH, FW, cache.stride, cache.pad)
     return {"W": dW, "b": db}, dx
 
 
-def _convolution_forward(params: Params, x: Array, *, stride: int = 1, pad: int = 0,
-                         impl: str = "im2col"):
-    """The book's Convolution.forward: x (N, C, H, W) -> (N, FN, OH, OW) (DLFS1 §7.4.3).
-
-    params ``{"W": (FN, C, FH, FW), "b": (FN,)}``; the cache is a `ConvCache`.
-    """
-    check_ndim("convolution.forward", "x", x, 4, "(N, C, H, W)")
-    y, cache = _convolution_nhwc_forward(params, x.transpose(0, 2, 3, 1), stride=stride, pad=pad,
-                                         impl=impl)
-    return y.transpose(0, 3, 1, 2), cache
-
-
-def _convolution_backward(params: Params, cache: ConvCache, dout: Array):
-    """The book's Convolution.backward: dout (N, FN, OH, OW) -> grads, dx (N, C, H, W)."""
-    grads, dx = _convolution_nhwc_backward(params, cache, dout.transpose(0, 2, 3, 1))
-    return grads, dx.transpose(0, 3, 1, 2)
-
-
-# NCHW: forward(params, x, *, stride=1, pad=0, impl="im2col") -> (y, cache); backward(params, cache, dout).
-convolution = Layer(_convolution_forward, _convolution_backward)
-# The same layer on NHWC activations (N, H, W, C), the layout the models use inside.
+# forward(params, x, *, stride=1, pad=0, impl="auto") -> (y, cache) on NHWC activations
+# (N, H, W, C), the layout the models use inside; backward(params, cache, dout) -> (grads, dx).
 convolution_nhwc = Layer(_convolution_nhwc_forward, _convolution_nhwc_backward)
+# The book's Convolution: the same layer on NCHW, x (N, C, H, W) -> y (N, FN, OH, OW).
+convolution = nchw_layer("convolution", convolution_nhwc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,7 +221,8 @@ convolution_nhwc = Layer(_convolution_nhwc_forward, _convolution_nhwc_backward)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def _lax_conv(x: Array, W: Array, b: Array, stride: int, pad: int) -> Array:
-    return lax_forward(x, W, stride, pad) + b.reshape(1, 1, 1, -1)
+    with _scope(W, "forward"):
+        return _lax_forward(x, W, stride, pad) + b.reshape(1, 1, 1, -1)
 
 
 def _lax_conv_fwd(x, W, b, stride, pad):
@@ -250,7 +240,7 @@ _lax_conv.defvjp(_lax_conv_fwd, _lax_conv_bwd)
 
 
 def conv2d_nhwc(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0,
-                impl: str = "lax") -> Array:
+                impl: str = DEFAULT_IMPL) -> Array:
     """Convolution for ``jax.grad``: x (N, H, W, C), W (FN, C, FH, FW), b (FN,) -> (N, OH, OW, FN).
 
     The numbers of `convolution_nhwc` (DLFS1 §7.2). With the "lax" kernel (or "auto" choosing it)
@@ -265,14 +255,13 @@ def conv2d_nhwc(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0,
     FN, C, FH, FW = _check_filters("conv2d", {"W": W, "b": b}, x.shape[3])
     output_size("conv2d", x.shape[1], x.shape[2], FH, FW, stride, pad)
     if choose_impl(impl, C) == "im2col":
-        return convolution_nhwc.forward({"W": W, "b": b}, x, stride=stride, pad=pad)[0]
+        return convolution_nhwc.forward({"W": W, "b": b}, x, stride=stride, pad=pad, impl="im2col")[0]
     return _lax_conv(x, W, b, stride, pad)
 
 
 def conv2d(x: Array, W: Array, b: Array, *, stride: int = 1, pad: int = 0,
-           impl: str = "lax") -> Array:
+           impl: str = DEFAULT_IMPL) -> Array:
     """`conv2d_nhwc` with the book's layout: x (N, C, H, W) -> (N, FN, OH, OW) (DLFS1 §7.2)."""
     check_ndim("conv2d", "x", x, 4, "(N, C, H, W)")
     check_floating("conv2d", "x", x)
-    y = conv2d_nhwc(x.transpose(0, 2, 3, 1), W, b, stride=stride, pad=pad, impl=impl)
-    return y.transpose(0, 3, 1, 2)
+    return to_nchw(conv2d_nhwc(to_nhwc(x), W, b, stride=stride, pad=pad, impl=impl))

@@ -7,7 +7,8 @@ OH = (H + 2P - FH) // S + 1 and OW = (W + 2P - FW) // S + 1 (DLFS1 §7.2.4, equa
 ``*_nhwc`` forms are what the models use inside (NHWC, ~3x faster on XLA:CPU). All are built from
 FH*FW static strided slices of the padded input (`patches`) and their scatter-add back
 (`unpatches`): no loop over output positions at run time. `fnn.layers.conv` (the Convolution
-layer) and `fnn.layers.pooling` (Pooling) are written on them.
+layer) and `fnn.layers.pooling` (Pooling) are written on them, in NHWC; `nchw_layer` gives each
+the book's NCHW interface.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 from jax import Array, lax
 
 from fnn._checks import check_ndim
+from fnn.layers.core import Layer
 
 # --------------------------------------------------------------------------------------------
 # Shape checks
@@ -146,3 +148,34 @@ def col2im(col: Array, input_shape: tuple[int, ...], filter_h: int, filter_w: in
     col = col.reshape(N, OH, OW, C, filter_h, filter_w).transpose(0, 1, 2, 4, 5, 3)
     col = col.reshape(N, OH, OW, filter_h * filter_w * C)
     return col2im_nhwc(col, (N, H, W, C), filter_h, filter_w, stride, pad).transpose(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# The book's NCHW layout around a layer written on NHWC
+# --------------------------------------------------------------------------------------------
+
+
+def to_nhwc(x: Array) -> Array:
+    """The book's NCHW images (DLFS1 §7.2.5) as NHWC: (N, C, H, W) -> (N, H, W, C)."""
+    return x.transpose(0, 2, 3, 1)
+
+
+def to_nchw(x: Array) -> Array:
+    """NHWC back to the book's NCHW (DLFS1 §7.2.5): (N, H, W, C) -> (N, C, H, W)."""
+    return x.transpose(0, 3, 1, 2)
+
+
+def nchw_layer(name: str, layer: Layer) -> Layer:
+    """`layer` (a pair on NHWC activations) with the book's NCHW ones: x (N, C, H, W) in, y
+    (N, C', OH, OW) out, dout and dx alike (the layout of DLFS1 §7.2.5). `name` prefixes errors."""
+
+    def forward(params, x, **kwargs):
+        check_ndim(f"{name}.forward", "x", x, 4, "(N, C, H, W)")
+        y, cache = layer.forward(params, to_nhwc(x), **kwargs)
+        return to_nchw(y), cache
+
+    def backward(params, cache, dout):
+        grads, dx = layer.backward(params, cache, to_nhwc(dout))
+        return grads, to_nchw(dx)
+
+    return Layer(forward, backward)

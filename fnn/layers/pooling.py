@@ -29,7 +29,7 @@ from jax import Array, lax
 
 from fnn._checks import check_ndim
 from fnn.layers.core import NO_PARAMS, Layer, Params
-from fnn.layers.im2col import output_size, pad_hw, patches, unpatches
+from fnn.layers.im2col import nchw_layer, output_size, pad_hw, patches, to_nchw, to_nhwc, unpatches
 
 MODES = ("max", "avg")
 
@@ -106,25 +106,11 @@ def _pooling_nhwc_backward(params: Params, cache: PoolCache, dout: Array):
     return NO_PARAMS, dxp[:, P:P + H, P:P + W, :]
 
 
-def _pooling_forward(params: Params, x: Array, *, pool_h: int = 2, pool_w: int = 2,
-                     stride: int | None = None, pad: int = 0, mode: str = "max"):
-    """The book's Pooling.forward: x (N, C, H, W) -> (N, C, OH, OW) (DLFS1 §7.4.4)."""
-    check_ndim("pooling.forward", "x", x, 4, "(N, C, H, W)")
-    y, cache = _pooling_nhwc_forward(params, x.transpose(0, 2, 3, 1), pool_h=pool_h,
-                                     pool_w=pool_w, stride=stride, pad=pad, mode=mode)
-    return y.transpose(0, 3, 1, 2), cache
-
-
-def _pooling_backward(params: Params, cache: PoolCache, dout: Array):
-    """The book's Pooling.backward: dout (N, C, OH, OW) -> dx (N, C, H, W)."""
-    grads, dx = _pooling_nhwc_backward(params, cache, dout.transpose(0, 2, 3, 1))
-    return grads, dx.transpose(0, 3, 1, 2)
-
-
-# NCHW: forward({}, x, *, pool_h=2, pool_w=2, stride=None, pad=0, mode="max"); backward({}, cache, dout).
-pooling = Layer(_pooling_forward, _pooling_backward)
-# The same layer on NHWC activations (N, H, W, C), the layout the models use inside.
+# forward({}, x, *, pool_h=2, pool_w=2, stride=None, pad=0, mode="max") -> (y, cache) on NHWC
+# activations (N, H, W, C), the layout the models use inside; backward({}, cache, dout) -> ({}, dx).
 pooling_nhwc = Layer(_pooling_nhwc_forward, _pooling_nhwc_backward)
+# The book's Pooling: the same layer on NCHW, x (N, C, H, W) -> y (N, C, OH, OW).
+pooling = nchw_layer("pooling", pooling_nhwc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,6 +143,5 @@ def pool2d(x: Array, *, pool_h: int = 2, pool_w: int = 2, stride: int | None = N
            mode: str = "max") -> Array:
     """`pool2d_nhwc` with the book's layout: x (N, C, H, W) -> (N, C, OH, OW) (DLFS1 §7.3)."""
     check_ndim("pool2d", "x", x, 4, "(N, C, H, W)")
-    y = pool2d_nhwc(x.transpose(0, 2, 3, 1), pool_h=pool_h, pool_w=pool_w, stride=stride, pad=pad,
-                    mode=mode)
-    return y.transpose(0, 3, 1, 2)
+    return to_nchw(pool2d_nhwc(to_nhwc(x), pool_h=pool_h, pool_w=pool_w, stride=stride, pad=pad,
+                               mode=mode))

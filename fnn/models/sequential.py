@@ -41,9 +41,10 @@ from jax import Array
 
 from fnn import init as initializers
 from fnn.layers import core as L
-from fnn.layers.conv import IMPLS, conv2d_nhwc, convolution_nhwc, output_size
+from fnn.layers.conv import IMPLS, conv2d_nhwc, convolution_nhwc
 from fnn.layers.core import Layer
 from fnn.layers.dropout import dropout
+from fnn.layers.im2col import output_size
 from fnn.layers.pooling import pool2d_nhwc, pooling_nhwc
 from fnn.models import runner
 from fnn.models._model import Model, Params, check_positive_int

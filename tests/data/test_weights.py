@@ -264,9 +264,9 @@ def test_file_larger_than_the_cap(tmp_path):
 def test_deep_nesting_refused_quickly(tmp_path):
     depth = 100_000
     data = b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b"."  # 100000 lists, each in the one before
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a loaded machine does not make it fail
     _refused(tmp_path, data, "nesting deeper than 64 levels")
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
 
 
 def test_unclosed_marks_and_cycles_refused(tmp_path):

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from fnn.gradient import gradient_check, max_error
 from fnn.layers import conv
+from fnn.layers import im2col as im2col_module
 from tests.helpers import check_layer
 
 # (N, C, H, W, FN, FH, FW, stride, pad): odd sizes, strides that do not divide, pads 0..2
@@ -66,7 +67,7 @@ def make(cfg, seed=0):
 def test_im2col_is_the_books(cfg):
     x, params, _ = make(cfg)
     _, _, _, _, _, FH, FW, stride, pad = cfg
-    got = jax.jit(conv.im2col, static_argnums=(1, 2, 3, 4))(x, FH, FW, stride, pad)
+    got = jax.jit(im2col_module.im2col, static_argnums=(1, 2, 3, 4))(x, FH, FW, stride, pad)
     np.testing.assert_array_equal(np.asarray(got), book_im2col(np.asarray(x), FH, FW, stride, pad))
 
 
@@ -74,8 +75,8 @@ def test_im2col_is_the_books(cfg):
 def test_forward_matches_definition_and_lax(cfg, jit):
     x, params, _ = make(cfg)
     stride, pad = cfg[7], cfg[8]
-    fwd = lambda p, x: conv.convolution.forward(p, x, stride=stride, pad=pad)[0]  # noqa: E731
-    fast = lambda p, x: conv.conv2d(x, p["W"], p["b"], stride=stride, pad=pad)  # noqa: E731
+    fwd = lambda p, x: conv.convolution.forward(p, x, stride=stride, pad=pad, impl="im2col")[0]  # noqa: E731
+    fast = lambda p, x: conv.conv2d(x, p["W"], p["b"], stride=stride, pad=pad, impl="lax")  # noqa: E731
     if jit:
         fwd, fast = jax.jit(fwd), jax.jit(fast)
     want = direct_conv(np.asarray(x), np.asarray(params["W"]), np.asarray(params["b"]), stride, pad)
@@ -202,17 +203,17 @@ def test_im2col_col2im_adjoint(N, C, H, W, FH, FW, stride, pad, seed):
     x = rng.normal(size=(N, C, H, W))
     OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
     y = rng.normal(size=(N * OH * OW, C * FH * FW))
-    cols = jax.jit(conv.im2col, static_argnums=(1, 2, 3, 4))(jnp.asarray(x), FH, FW, stride, pad)
-    img = jax.jit(conv.col2im, static_argnums=(1, 2, 3, 4, 5))(jnp.asarray(y), x.shape, FH, FW,
+    cols = jax.jit(im2col_module.im2col, static_argnums=(1, 2, 3, 4))(jnp.asarray(x), FH, FW, stride, pad)
+    img = jax.jit(im2col_module.col2im, static_argnums=(1, 2, 3, 4, 5))(jnp.asarray(y), x.shape, FH, FW,
                                                                stride, pad)
     lhs, rhs = np.sum(np.asarray(cols) * y), np.sum(x * np.asarray(img))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-10)
 
 
 def test_output_size_is_equation_7_1():
-    assert conv.output_size("f", 28, 28, 5, 5, 1, 0) == (24, 24)
-    assert conv.output_size("f", 4, 4, 3, 3, 1, 1) == (4, 4)  # DLFS1 Figure 7-6
-    assert conv.output_size("f", 7, 7, 3, 3, 2, 0) == (3, 3)  # Figure 7-7
+    assert im2col_module.output_size("f", 28, 28, 5, 5, 1, 0) == (24, 24)
+    assert im2col_module.output_size("f", 4, 4, 3, 3, 1, 1) == (4, 4)  # DLFS1 Figure 7-6
+    assert im2col_module.output_size("f", 7, 7, 3, 3, 2, 0) == (3, 3)  # Figure 7-7
 
 
 def test_errors_name_function_argument_expected_actual():
@@ -231,4 +232,4 @@ def test_errors_name_function_argument_expected_actual():
     with pytest.raises(ValueError, match=r"conv2d: window width is 9"):
         conv.conv2d(x, jnp.zeros((4, 3, 3, 9)), jnp.zeros(4))
     with pytest.raises(ValueError, match=r"col2im: col has shape"):
-        conv.col2im(jnp.zeros((5, 27)), x.shape, 3, 3)
+        im2col_module.col2im(jnp.zeros((5, 27)), x.shape, 3, 3)
