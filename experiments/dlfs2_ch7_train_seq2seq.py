@@ -8,6 +8,10 @@ After each epoch, the test accuracy as the book's ``eval_seq2seq`` counts it: gr
 the reversed question (``x[:, ::-1]``, §7.4.1), and PeekySeq2seq on the reversed question (§7.4.2);
 the book reaches about 0.5 with the reversed input and about 1.0 with both after 25 epochs.
 
+Measured in fnn (``FNN_DATA_DIR=... fnn run dlfs2_ch7_train_seq2seq``, a 2-core CPU shared with
+other jobs; 24 minutes for the three runs): test accuracy after 25 epochs 0.9908 (peeky + reversed,
+above 0.95 from epoch 13), 0.4562 (reversed), 0.1590 (baseline).
+
 Quick mode (``--quick``): 5,000 generated problems of up to two digits each (`addition_problems`),
 the same three models for 6 epochs at lr 0.01 (ten times the book's, to learn in 210 steps).
 
