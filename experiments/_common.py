@@ -4,15 +4,18 @@ several experiments of one chapter use (the experiments never import each other;
 An experiment is ``experiments/<chapter>_<what>.py`` (installed as the package ``fnn_experiments``)
 with ``main(argv=None) -> dict``. It parses ``--quick``, ``--seed`` and ``--out`` with `parser`,
 runs, and writes its PNG figure(s) and a ``result.json`` (`save_result`: config, metrics, seconds,
-versions) into the output folder (default ``results/<name>/``). ``--quick`` runs on the embedded
-digits or a generated corpus in seconds; the full mode uses full MNIST or PTB
-(``$FNN_DATA_DIR``; see `fnn.data`). Figures are drawn with matplotlib's Agg backend, which
-`parser` selects: experiments write files, they never open windows.
+versions, and the book's numbers and section beside fnn's) into the output folder (default
+``results/<name>/``). ``--quick`` runs on the embedded digits or a generated corpus in seconds; the
+full mode uses full MNIST or PTB (``$FNN_DATA_DIR``; see `fnn.data`). Figures are drawn with
+matplotlib's Agg backend, which `parser` selects: experiments write files, they never open windows.
 
 * every experiment: `parser`, `output_dir`, `load_data`, `Timer`, `save_result`, `save_figure`,
   `report`, `versions`, `plot_history`;
-* DLFS1 ch2 (perceptrons): `plot_points`, `plot_gate`;
+* DLFS1 ch2 (perceptrons): `plot_points`, `plot_gate`, `legend_below`;
 * DLFS1 ch6 (loss curves on MNIST): `setup`, `train_curves`, `smooth`, `loss_figure`, `MARKERS`;
+* DLFS1 ch6-7 (gradient checks of batch norm and SimpleConvNet): `three_gradients`,
+  `gradient_table`, `plot_gradient_check`;
+* DLFS1 ch7-8 (CNNs on the quick digits): `moved_digits`;
 * DLFS2 ch5-7 (language models): `load_corpora`, `plot_ppl`, `load_params`.
 """
 
@@ -29,10 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from fnn import perceptron as P
 from fnn.files import write_atomic
@@ -79,6 +82,7 @@ def versions() -> dict[str, str]:
 
 
 def _jsonable(x):
+    """`x` as plain JSON values: arrays as lists, paths as strings, NaN and infinities as None."""
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -86,23 +90,91 @@ def _jsonable(x):
     if isinstance(x, Path):
         return str(x)
     if hasattr(x, "tolist"):  # numpy / jax arrays and scalars
-        return x.tolist()
+        return _jsonable(x.tolist())
+    if isinstance(x, float) and not np.isfinite(x):
+        return None  # JSON has no NaN or infinity; a reader sees null
     return x
 
 
-def save_result(out: Path, name: str, args: argparse.Namespace, *, config: dict, metrics: dict,
-                seconds: float, **extra) -> Path:
-    """Write ``out/result.json`` atomically and return its path.
+def _book_leaves(book: dict, prefix: str = "") -> dict:
+    """``{"a.b": value}`` for every number or list of numbers in the nested dict `book`."""
+    leaves = {}
+    for key, value in book.items():
+        if isinstance(value, dict):
+            leaves.update(_book_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
 
-    Fields: experiment, quick, seed, config, metrics, seconds, created, versions, and `extra`
-    (e.g. per-epoch history).
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            and bool(np.isfinite(v)))
+
+
+def _check_book(book: dict, book_ref: dict | None) -> None:
+    """The book's numbers are finite numbers or lists of them; `book_ref` names a section."""
+    leaves = _book_leaves(book)
+    for key, value in leaves.items():
+        values = np.asarray(value, dtype=object).ravel() if isinstance(value, (list, tuple)) else [value]
+        if not len(values) or not all(_is_number(v) for v in values):
+            raise ValueError(f"save_result: book[{key!r}] must be a finite number or a list of finite "
+                             f"numbers, got {value!r}")
+    if book_ref is None:
+        if book:
+            raise ValueError("save_result: book numbers need book_ref (the section they come from)")
+        return
+    if not isinstance(book_ref.get("section"), str) or not book_ref["section"]:
+        raise ValueError(f"save_result: book_ref['section'] must be a non-empty string such as "
+                         f"'DLFS1 §5.7.4', got {book_ref.get('section')!r}")
+    unknown = set(book_ref) - {"section", "figures", "script", "approx", "quick_differs", "note"}
+    if unknown:
+        raise ValueError(f"save_result: book_ref has unknown keys {sorted(unknown)}; expected section, "
+                         f"figures, script, approx, quick_differs, note")
+    if not isinstance(book_ref.get("quick_differs", False), bool):
+        raise ValueError(f"save_result: book_ref['quick_differs'] must be True or False, got "
+                         f"{book_ref['quick_differs']!r}")
+    figures = book_ref.get("figures", [])
+    if not isinstance(figures, (list, tuple)) or not all(isinstance(f, str) for f in figures):
+        raise ValueError(f"save_result: book_ref['figures'] must be a list of strings, got {figures!r}")
+    missing = [k for k in book_ref.get("approx", []) if k not in leaves]
+    if missing:
+        raise ValueError(f"save_result: book_ref['approx'] names {missing}, which are not in book "
+                         f"(its numbers: {sorted(leaves)})")
+
+
+def save_result(out: Path, name: str, args: argparse.Namespace, *, config: dict, metrics: dict,
+                seconds: float, book: dict | None = None, book_ref: dict | None = None, **extra) -> Path:
+    """Write ``out/result.json`` atomically, as strictly valid JSON, and return its path.
+
+    Fields: experiment, quick, seed, config, metrics, seconds, created, versions, book, book_ref and
+    `extra` (e.g. per-epoch history). Arrays become lists; NaN and infinities become ``null`` (the
+    file is written with ``allow_nan=False``, so no bare ``NaN`` can reach it).
+
+    The book's side, which ``fnn report`` sets beside fnn's:
+
+    * ``book`` — the numbers the book states: ``{key: number, list of numbers, or a dict of
+      these}``. Where a number is the book's value of one of fnn's `metrics`, it sits under the
+      same key path (``metrics["test_acc"]`` and ``book["test_acc"]``; ``metrics["dW"]["W1"]``
+      and ``book["dW"]["W1"]``), so a reader can take the difference; other keys are numbers the
+      book states that fnn has no counterpart for. ``{}`` where the book states none.
+    * ``book_ref`` — where in the book, ``{"section": "DLFS1 §5.7.4", "figures": ["Fig. 5-30"],
+      "script": "ch05/train_neuralnet.py", "approx": ["test_acc"], "quick_differs": True,
+      "note": "..."}``: the section (required), the book's figures this experiment draws, the
+      book's script, the keys of ``book`` (dotted paths for nested ones, ``"dW.W1"``) that the book
+      gives only roughly ("about 0.97", or read off a figure), whether ``--quick`` runs on other
+      data than the book's (the embedded digits, a generated corpus), so that its numbers are not
+      comparable with the book's, and one line of note.
+      ``None`` for an experiment that is not from the books.
     """
+    book = {} if book is None else dict(book)
+    _check_book(book, book_ref)
     result = {"experiment": name, "quick": bool(args.quick), "seed": args.seed,
               "config": config, "metrics": metrics, "seconds": round(float(seconds), 3),
               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "versions": versions(), **extra}
+              "versions": versions(), "book": book, "book_ref": book_ref, **extra}
     path = out / "result.json"
-    write_atomic(path, (json.dumps(_jsonable(result), indent=2) + "\n").encode())
+    write_atomic(path, (json.dumps(_jsonable(result), indent=2, allow_nan=False) + "\n").encode())
     return path
 
 
@@ -113,24 +185,30 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def plot_history(history: dict, title: str) -> plt.Figure:
-    """Loss per iteration and train/test accuracy per epoch, side by side (DLFS1 Fig. 4-11, 4-12)."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+def plot_history(history: dict, title: str, axes=None) -> plt.Figure:
+    """Loss per iteration and train/test accuracy per epoch, side by side (DLFS1 Fig. 4-11, 4-12).
+
+    Draws into `axes` (two axes) when given, else into a new figure with `title` above both.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+        fig.suptitle(title)
+    ax_loss, ax_acc = axes
     loss = np.asarray(history["step_loss"])
     ax_loss.plot(np.arange(1, loss.size + 1), loss, lw=0.6, alpha=0.5, label="mini-batch")
     if loss.size >= 20:
         w = max(loss.size // 50, 5)
         smooth = np.convolve(loss, np.ones(w) / w, mode="valid")
         ax_loss.plot(np.arange(w, loss.size + 1), smooth, lw=1.5, label=f"mean of {w}")
-    ax_loss.set(xlabel="iteration", ylabel="loss", title="training loss")
+    ax_loss.set(xlabel="iteration", ylabel="loss", title="training loss", ylim=(0, None))
     ax_loss.legend()
     epochs = history["epoch"]
     ax_acc.plot(epochs, history["train_acc"], "o-", ms=3, label="train acc")
     ax_acc.plot(epochs, history["test_acc"], "s--", ms=3, label="test acc")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.0), title="accuracy")
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.legend(loc="lower right")
-    fig.suptitle(title)
-    return fig
+    return ax_loss.figure
 
 
 def load_data(args: argparse.Namespace, *, quick: str = "digits28", full: str = "mnist", **kwargs):
@@ -173,26 +251,33 @@ def plot_points(ax, targets, title: str) -> None:
         sel = targets == value
         ax.scatter(x[sel, 0], x[sel, 1], marker=marker, s=110, facecolors="white" if value == 0
                    else "tab:gray", edgecolors="k", zorder=3, label=label)
+    ticks = [-0.5, 0, 0.5, 1, 1.5]
     ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), xlabel="$x_1$", ylabel="$x_2$", title=title,
-           aspect="equal")
+           aspect="equal", xticks=ticks, yticks=ticks)
     ax.axhline(0, color="0.8", lw=0.8)
     ax.axvline(0, color="0.8", lw=0.8)
 
 
-def plot_gate(ax, params: P.Perceptron, targets, title: str, color: str = "tab:blue") -> None:
+def legend_below(ax, ncol: int = 2, **kwargs) -> None:
+    """The legend under the axes, where it hides no data."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, fontsize=8, frameon=False,
+              **kwargs)
+
+
+def plot_gate(ax, params: P.Perceptron, targets, title: str, color: str = "tab:blue",
+              names: tuple[str, str] = ("x1", "x2")) -> None:
     """A perceptron's line w · x + b = 0 and the half-plane where it outputs 1, with the four inputs."""
     g = np.linspace(-0.5, 1.5, 201)
     X1, X2 = np.meshgrid(g, g)
-    grid = jnp.asarray(np.stack([X1.ravel(), X2.ravel()], axis=1), jnp.float32)  # (G, 2)
-    Y = np.asarray(P.perceptron(params, grid)).reshape(X1.shape)
-    ax.contourf(X1, X2, Y, levels=[0.5, 1.5], colors=[color], alpha=0.18)
+    grid = np.stack([X1.ravel(), X2.ravel()], axis=1)  # (G, 2)
     w1, w2 = (float(v) for v in params.w)
     b = float(params.b)
+    Y = (grid @ np.array([w1, w2]) + b > 0).reshape(X1.shape)  # float64: the line, not its rounding
+    ax.contourf(X1, X2, Y.astype(float), levels=[0.5, 1.5], colors=[color], alpha=0.18)
     if abs(w2) > 1e-12:
         ax.plot(g, -(w1 * g + b) / w2, color=color, lw=1.8,
-                label=f"{w1:+.2g} x1 {w2:+.2g} x2 {b:+.2g} = 0")
+                label=f"{w1:+.2g} {names[0]} {w2:+.2g} {names[1]} {b:+.2g} = 0")
     plot_points(ax, targets, title)
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,8 +285,8 @@ def plot_gate(ax, params: P.Perceptron, targets, title: str, color: str = "tab:b
 # ch6_weight_init_compare)
 # ---------------------------------------------------------------------------------------------
 
-MARKERS = {"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D", "std=0.01": "o", "Xavier": "s",
-           "He": "D"}
+MARKERS = {"SGD": "o", "Momentum": "x", "AdaGrad": "s", "Adam": "D", "Nesterov": "+", "RMSprop": "v",
+           "AdaDelta": "^", "std=0.01": "o", "Xavier": "s", "He": "D", "zeros": "x"}
 
 
 def smooth(losses: np.ndarray, window: int = 21) -> np.ndarray:
@@ -212,15 +297,18 @@ def smooth(losses: np.ndarray, window: int = 21) -> np.ndarray:
     return np.convolve(padded, np.ones(window) / window, mode="valid")
 
 
-def loss_figure(curves: dict[str, np.ndarray], title: str, ylim: float) -> plt.Figure:
-    """Smoothed mean training loss per iteration, one line per entry (DLFS1 Figures 6-9, 6-15)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def loss_figure(curves: dict[str, np.ndarray], title: str, ylim: float, ax=None,
+                dashed: Sequence[str] = ()) -> plt.Figure:
+    """Smoothed mean training loss per iteration, one line per entry (DLFS1 Figures 6-9, 6-15),
+    on a new figure or on `ax`; the entries named in `dashed` drawn dashed."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
     for name, loss in curves.items():
         ax.plot(np.arange(1, loss.size + 1), smooth(loss), marker=MARKERS.get(name),
-                markevery=max(loss.size // 20, 1), ms=4, label=name)
+                markevery=max(loss.size // 20, 1), ms=4, label=name, ls="--" if name in dashed else "-")
     ax.set(xlabel="iterations", ylabel="loss", ylim=(0, ylim), title=title)
     ax.legend()
-    return fig
+    return ax.figure
 
 
 def setup(args):
@@ -238,14 +326,86 @@ def setup(args):
     return data, config
 
 
-def train_curves(model, optimizer, data, config, key, *, hparams=None):
-    """(M, iterations) step losses and (M,) final test accuracies of M = len(keys) networks."""
+def train_curves(model, optimizer, data, config, key, *, hparams=None, states=False):
+    """(M, iterations) step losses and (M,) final test accuracies of M networks (``config["seeds"]``,
+    or one per entry of `hparams`), and with `states` their final `fnn.step.TrainState` (stacked)."""
     (x_train, t_train), (x_test, t_test) = data
     M = config["seeds"] if hparams is None else len(jax.tree_util.tree_leaves(hparams)[0])
-    _, h = fit_many(model, optimizer, (x_train, t_train), jax.random.split(key, M), hparams=hparams,
-                    epochs=config["epochs"], batch_size=config["batch_size"],
-                    num_batches=config["num_batches"], eval_data={"test": (x_test, t_test)})
-    return np.asarray(h["step_loss"]), np.asarray(h["test_acc"][:, -1])
+    ts, h = fit_many(model, optimizer, (x_train, t_train), jax.random.split(key, M), hparams=hparams,
+                     epochs=config["epochs"], batch_size=config["batch_size"],
+                     num_batches=config["num_batches"], eval_data={"test": (x_test, t_test)})
+    curves = np.asarray(h["step_loss"]), np.asarray(h["test_acc"][:, -1])
+    return (*curves, ts) if states else curves
+
+
+# ---------------------------------------------------------------------------------------------
+# DLFS1 ch7-8: CNNs on the quick digits (ch7_train_convnet, ch8_augmentation)
+# ---------------------------------------------------------------------------------------------
+
+def moved_digits(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Images x (N, 1, H, W), each moved by whole pixels, a number drawn from [-max_shift, max_shift]
+    down and one right (a roll: with ``digits28``, whose 20x20 digits sit in a 4-pixel margin, and
+    `max_shift` <= 4, only empty margin wraps around). Handwriting is never exactly centred; the
+    embedded digits are."""
+    d = rng.integers(-max_shift, max_shift + 1, (len(x), 2))
+    return np.stack([np.roll(im, tuple(s), axis=(1, 2)) for im, s in zip(np.asarray(x), d, strict=True)])
+
+
+# ---------------------------------------------------------------------------------------------
+# DLFS1 ch6-7: the book's gradient checks (ch6_batch_norm_gradient_check, ch7_gradient_check)
+# ---------------------------------------------------------------------------------------------
+
+GRADIENT_PAIRS = (("backprop", "numerical"), ("backprop", "jax.grad"), ("jax.grad", "numerical"))
+
+
+def three_gradients(model, params, x, t, h: float, progress: bool = True, sample: int | None = None) -> dict:
+    """The book's backprop (``model.manual_grad``), ``jax.grad`` of ``model.loss`` and the numerical
+    gradient (`fnn.gradient.numerical_gradient`, central differences of step `h`) of a `Model`'s
+    training loss at `params`, as NumPy pytrees: ``{"backprop": ..., "jax.grad": ..., "numerical": ...}``.
+    `sample`: perturb only that many coordinates of every parameter (all of a smaller one; drawn
+    with seed 0, `fnn.gradient.sample_indices`); the others are NaN in the numerical gradient.
+    Call it under ``jax.enable_x64(True)`` with float64 params and inputs (DLFS1 §5.7.3)."""
+    from fnn.gradient import numerical_gradient
+
+    state = model.init(jax.random.key(0))[1]
+
+    def loss(p):
+        return model.loss(p, state, x, t)[0]
+
+    grads = {"backprop": model.manual_grad(params, state, x, t)[1], "jax.grad": jax.grad(loss)(params),
+             "numerical": numerical_gradient(loss, params, h, sample=sample, progress=progress)}
+    return jax.device_get(grads)
+
+
+def gradient_table(grads: dict, names: Sequence[str]) -> dict:
+    """Per pair of `GRADIENT_PAIRS` ("backprop vs numerical", ...) and parameter name, the mean
+    absolute difference (the number the book's gradient_check scripts print), over the
+    coordinates both gradients have (a sampled numerical gradient is NaN elsewhere)."""
+    def mean_abs(a, b):
+        d = np.abs(np.asarray(a) - np.asarray(b))
+        return float(np.mean(d[~np.isnan(d)]))
+
+    return {f"{a} vs {b}": {k: mean_abs(grads[a][k], grads[b][k]) for k in names} for a, b in GRADIENT_PAIRS}
+
+
+def plot_gradient_check(ax, table: dict, names: Sequence[str], title: str, book: dict | None = None) -> None:
+    """Bars of `gradient_table` per parameter on a log scale (a difference of exactly 0 is no bar,
+    a "0" on the axis); the book's printed backprop-vs-numerical numbers as black diamonds."""
+    width = 0.8 / len(table)
+    floor = 1e-20
+    for i, (pair, row) in enumerate(table.items()):
+        xs = np.arange(len(names)) + (i - (len(table) - 1) / 2) * width
+        values = np.array([row[k] for k in names])
+        ax.bar(xs, np.where(values > 0, values, np.nan), width, label=pair, color=f"C{i}")
+        for x in xs[values == 0]:
+            ax.text(x, floor * 3, "0", ha="center", va="bottom", fontsize=7, color=f"C{i}")
+    if book:
+        xs = [j - (len(table) - 1) / 2 * width for j, k in enumerate(names) if k in book]
+        ax.plot(xs, [max(book[k], floor * 30) for k in names if k in book], "kD", ms=5,
+                label="the book's printout (backprop vs numerical; 0 drawn low)")
+    ax.set(yscale="log", ylim=(floor, 1), xticks=range(len(names)), xticklabels=names,
+           ylabel="mean |difference|", title=title)
+    ax.legend(fontsize=7, loc="upper left")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,12 +433,17 @@ def load_corpora(args, quick: dict):
     return train, load_ptb("valid")[0], load_ptb("test")[0], id_to_word, "PTB", None
 
 
-def plot_ppl(history: dict, title: str, ylim=None, true_ppl=None) -> plt.Figure:
-    """Train perplexity against the iteration, with the language's true perplexity when known."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(history["ppl_step"], history["ppl"], lw=1, label="train")
+def plot_ppl(history: dict, title: str, ylim=None, true_ppl=None, *, test_ppl=None,
+             train_label: str = "train") -> plt.Figure:
+    """Train perplexity against the iteration, with the language's true perplexity when known and
+    the test perplexity of the trained model (a marker after the last iteration) when given."""
+    fig, ax = plt.subplots(figsize=(6.4, 4), layout="constrained")
+    ax.plot(history["ppl_step"], history["ppl"], lw=1, label=train_label)
     if true_ppl is not None:
         ax.axhline(true_ppl, ls="--", c="k", lw=1, label=f"true perplexity {true_ppl:.2f}")
+    if test_ppl is not None:
+        ax.plot([history["ppl_step"][-1]], [test_ppl], "D", c="tab:red", ms=6,
+                label=f"test (unseen text) {test_ppl:.2f}")
     ax.set(xlabel="iteration", ylabel="perplexity", title=title)
     if ylim:
         ax.set_ylim(*ylim)

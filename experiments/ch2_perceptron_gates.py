@@ -29,11 +29,11 @@ def main(argv=None) -> dict:
         tables = {name: np.asarray(P.truth_table(name)).tolist() for name in ("AND", "NAND", "OR")}
         params = {name: P.gate_params(name) for name in tables}
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6), layout="constrained")
     for ax, name in zip(axes, tables, strict=True):
         ex.plot_gate(ax, params[name], tables[name], f"{name} (DLFS1 §2.3.3)")
-        ax.legend(loc="upper left", fontsize=7)
-    fig.suptitle("Perceptron gates with the book's weights: the line w·x + b = 0 and where y = 1")
+        ex.legend_below(ax, ncol=3)
+    fig.suptitle("Perceptron gates with the book's weights: the line w·x + b = 0; shaded where y = 1")
     ex.save_figure(fig, out / "perceptron_gates.png")
 
     metrics = {"truth_tables": tables,
@@ -41,7 +41,10 @@ def main(argv=None) -> dict:
                "weights": {k: {"w": np.asarray(v.w).tolist(), "b": float(v.b)}
                            for k, v in params.items()}}
     path = ex.save_result(out, NAME, args, config={"inputs": np.asarray(P.INPUTS).tolist()},
-                          metrics=metrics, seconds=timer.seconds)
+                          metrics=metrics, seconds=timer.seconds,
+                          book={"truth_tables": {k: BOOK_TABLES[k] for k in tables}},
+                          book_ref={"section": "DLFS1 §2.3", "figures": ["Fig. 2-6"],
+                                    "script": "ch02/and_gate.py, nand_gate.py, or_gate.py"})
     lines = ["x1 x2 | " + " ".join(f"{k:>4}" for k in tables)]
     for i, (x1, x2) in enumerate(np.asarray(P.INPUTS)):
         lines.append(f" {x1}  {x2} | " + " ".join(f"{tables[k][i]:>4}" for k in tables))

@@ -47,7 +47,10 @@ def main(argv=None) -> dict:
     fig.suptitle(f"The first {n} training images of {data} and their labels (DLFS1 §3.6.1)")
     ex.save_figure(fig, out / "mnist_show.png")
     path = ex.save_result(out, NAME, args, config={"data": "digits28" if args.quick else "mnist",
-                                                   "count": n}, metrics=metrics, seconds=timer.seconds)
+                                                   "count": n}, metrics=metrics, seconds=timer.seconds,
+                          book={"first_label": 5, "flat_shape": [784], "image_shape": [28, 28]},
+                          book_ref={"section": "DLFS1 §3.6.1", "script": "ch03/mnist_show.py",
+                                    "quick_differs": True, "note": "MNIST's training set"})
     ex.report([f"first label {metrics['first_label']} (book, MNIST: 5); image shape "
                f"{tuple(metrics['flat_shape'])} -> {tuple(metrics['image_shape'])}; "
                f"{metrics['train_size']} train / {metrics['test_size']} test images, pixels "

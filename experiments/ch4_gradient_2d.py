@@ -57,13 +57,16 @@ def main(argv=None) -> dict:
     ex.save_figure(fig, out / "gradient_2d.png")
 
     values = {k: np.asarray(v).tolist() for k, v in points.items()}
-    metrics = {"gradients": values, "book": BOOK,
+    metrics = {"gradients": values,
                "max_abs_diff_vs_book": max(float(np.max(np.abs(np.subtract(values[k], BOOK[k]))))
                                            for k in BOOK),
                "grid_points": int(grid.shape[0]), "grid_max_abs_error_vs_jax_grad": max_err}
     path = ex.save_result(out, NAME, args, config={"h": 1e-4, "grid": [-2, 2.25, 0.25],
                                                    "dtype": "float64"}, metrics=metrics,
-                          seconds=timer.seconds)
+                          seconds=timer.seconds, book={"gradients": BOOK},
+                          book_ref={"section": "DLFS1 §4.4", "figures": ["Fig. 4-8", "Fig. 4-9"],
+                                    "script": "ch04/gradient_2d.py",
+                                    "note": "the book prints the gradients rounded: [6. 8.]"})
     ex.report([f"numerical_gradient at {k}: {values[k]} (book {BOOK[k]})" for k in BOOK] +
               [f"over the {grid.shape[0]}-point grid, |numerical - jax.grad| <= {max_err:.1e}",
                f"wrote {out / 'gradient_2d.png'} and {path}"])

@@ -73,12 +73,14 @@ def main(argv=None) -> dict:
 
     errors = {k: abs(values[k] - BOOK[k]) for k in BOOK}
     best = int(np.argmin(central))
-    metrics = {**values, "book": BOOK, "abs_diff_vs_book": errors, "true": {"diff_at_5": 0.2,
+    metrics = {**values, "abs_diff_vs_book": errors, "true": {"diff_at_5": 0.2,
                "diff_at_10": 0.3, "partial_x0": 6.0, "partial_x1": 8.0},
                "float32_of_1e-50": book_h32, "best_h_central": float(hs[best]),
                "best_error_central": float(central[best])}
     path = ex.save_result(out, NAME, args, config={"h": 1e-4, "dtype": "float64"}, metrics=metrics,
-                          seconds=timer.seconds)
+                          seconds=timer.seconds, book=BOOK,
+                          book_ref={"section": "DLFS1 §4.3", "figures": ["Fig. 4-7"],
+                                    "script": "ch04/gradient_1d.py"})
     ex.report([f"{k:>10}: {values[k]!r:<20} book {BOOK[k]!r}" for k in BOOK] +
                [f"np.float32(1e-50) = {book_h32} (why h must not be tiny); the central difference's "
                 f"error is smallest near h = {hs[best]:.0e}",

@@ -77,16 +77,19 @@ def main(argv=None) -> dict:
                     bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
         ax.set(xticks=range(3), yticks=range(2), xlabel="output j", ylabel="input i", title=title)
     axes[2].bar(range(3), np.asarray(y), color=["tab:gray", "tab:gray", "tab:green"])
-    axes[2].set(xticks=range(3), xlabel="class (t = 2)", ylim=(0, 1),
+    axes[2].set(xticks=range(3), xlabel="class (t = 2)", ylabel="probability", ylim=(0, 1),
                 title=f"softmax(x · W); loss {float(value):.6f}")
     fig.suptitle("simpleNet (DLFS1 §4.4.2): x = [0.6, 0.9], t = [0, 0, 1]; a negative dW_ij means "
                  "increasing W_ij lowers the loss")
     ex.save_figure(fig, out / "simple_net.png")
 
-    metrics = {**values, "book": BOOK, "abs_diff": diffs, "softmax": np.asarray(y).tolist()}
+    metrics = {**values, "abs_diff": diffs, "softmax": np.asarray(y).tolist()}
     path = ex.save_result(out, NAME, args, config={"W": BOOK_W, "x": [0.6, 0.9], "t": [0, 0, 1],
                                                    "h": 1e-4, "dtype": "float64"}, metrics=metrics,
-                          seconds=timer.seconds)
+                          seconds=timer.seconds, book=BOOK,
+                          book_ref={"section": "DLFS1 §4.4.2", "script": "ch04/gradient_simplenet.py",
+                                    "note": "the book's W is a random draw printed to 8 digits; fnn uses "
+                                            "the printed W, so the last digits differ"})
     ex.report([f"predict {np.round(values['predict'], 8).tolist()} (book {BOOK['predict']}), "
                f"argmax {values['argmax']}",
                f"loss {values['loss']!r} (book {BOOK['loss']!r}; with log(y + 1e-7): "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import jax
 import matplotlib.pyplot as plt
+import numpy as np
 
 from fnn.layers import add, mul
 from fnn_experiments import _common as ex
@@ -57,11 +58,19 @@ def buy_apple_orange(apple=100.0, apple_num=2.0, orange=150.0, orange_num=3.0, t
 
 
 def _edge(ax, a, b, fwd, bwd, name=""):
+    """An arrow a -> b with the forward value on its upper side and the backward value (red) below."""
     ax.annotate("", xy=b, xytext=a, arrowprops={"arrowstyle": "->", "lw": 1.2, "color": "k",
                                                   "shrinkA": 14, "shrinkB": 14})
-    mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
-    ax.text(mx, my + 0.12, f"{name} {fwd:g}".strip(), ha="center", fontsize=9)
-    ax.text(mx, my - 0.2, f"{bwd:.10g}", ha="center", fontsize=9, color="tab:red")
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = (b - a) / np.linalg.norm(b - a)
+    n = np.array([-d[1], d[0]]) if d[0] > 0 else np.array([d[1], -d[0]])  # the normal pointing up
+    mid = (a + b) / 2
+    angle = np.degrees(np.arctan2(d[1], d[0]))
+    angle = angle - 180 if angle > 90 else angle + 180 if angle < -90 else angle
+    ax.text(*(mid + 0.17 * n), f"{name} {fwd:g}".strip(), ha="center", va="center", fontsize=9,
+            rotation=angle, rotation_mode="anchor")
+    ax.text(*(mid - 0.17 * n), f"{bwd:.10g}", ha="center", va="center", fontsize=9, color="tab:red",
+            rotation=angle, rotation_mode="anchor")
 
 
 def _node(ax, xy, op):
@@ -78,8 +87,7 @@ def draw_apple(ax, v, inputs) -> None:
     _edge(ax, (3, -0.2), (4, 1), inputs["tax"], v["dtax"], "tax")
     _edge(ax, (4, 1), (5.6, 1), v["price"], 1.0, "price")
     ax.set_aspect("equal")
-    ax.set(xlim=(-0.8, 6), ylim=(-0.7, 2.2), title="buy_apple (Fig. 5-16): forward black, "
-           "backward red")
+    ax.set(xlim=(-0.3, 6), ylim=(-1.0, 3.1), title="buy_apple (Fig. 5-16)")
     ax.axis("off")
 
 
@@ -96,7 +104,7 @@ def draw_apple_orange(ax, v, inputs) -> None:
     _edge(ax, (4.2, -0.4), (5, 1), inputs["tax"], v["dtax"], "tax")
     _edge(ax, (5, 1), (6.6, 1), v["price"], 1.0, "price")
     ax.set_aspect("equal")
-    ax.set(xlim=(-0.8, 7), ylim=(-1.0, 3.1), title="buy_apple_orange (Fig. 5-17)")
+    ax.set(xlim=(-0.3, 7), ylim=(-1.0, 3.1), title="buy_apple_orange (Fig. 5-17)")
     ax.axis("off")
 
 
@@ -113,7 +121,8 @@ def main(argv=None) -> dict:
                                    gridspec_kw={"width_ratios": [1, 1.2]})
     draw_apple(ax1, apple, inputs)
     draw_apple_orange(ax2, apple_orange, inputs)
-    fig.suptitle("Backpropagation through the shopping graphs with Mul and Add layers (DLFS1 §5.4)")
+    fig.suptitle("Backpropagation through the shopping graphs with Mul and Add layers (DLFS1 §5.4): "
+                 "forward values above the arrows, backward (d price / d value) below in red")
     ex.save_figure(fig, out / "buy_apple.png")
 
     book_view = {"apple": {"price": int(apple["price"]), "dapple": apple["dapple"],
@@ -124,8 +133,11 @@ def main(argv=None) -> dict:
                                   "dorange_num": int(apple_orange["dorange_num"]),
                                   "dtax": apple_orange["dtax"]}}
     metrics = {"apple": apple, "apple_orange": apple_orange, "as_the_book_prints": book_view,
-               "book": BOOK, "matches_book": book_view == BOOK}
-    path = ex.save_result(out, NAME, args, config=inputs, metrics=metrics, seconds=timer.seconds)
+               "matches_book": book_view == BOOK}
+    path = ex.save_result(out, NAME, args, config=inputs, metrics=metrics, seconds=timer.seconds,
+                          book={"as_the_book_prints": BOOK},
+                          book_ref={"section": "DLFS1 §5.4", "figures": ["Fig. 5-16", "Fig. 5-17"],
+                                    "script": "ch05/buy_apple.py, buy_apple_orange.py"})
     lines = [f"buy_apple:        {', '.join(f'{k} {v!r}' for k, v in book_view['apple'].items())}",
              f"buy_apple_orange: {', '.join(f'{k} {v!r}' for k, v in book_view['apple_orange'].items())}",
              f"matches the book's printed values: {metrics['matches_book']}",

@@ -62,11 +62,14 @@ def main(argv=None) -> dict:
     metrics = {"train_acc": history["train_acc"][-1], "test_acc": history["test_acc"][-1],
                "final_loss": history["train_loss"][-1], "train_seconds": history["seconds"],
                "eval_seconds": history["eval_seconds"]}
-    fig = ex.plot_history(history, f"TwoLayerNet on {config['data']}, SGD lr 0.1 "
-                                   f"({args.grad} gradient)")
+    fig = ex.plot_history(history, f"TwoLayerNet on {config['data']}, SGD lr 0.1, {args.grad} gradient "
+                                   f"(DLFS1 §5.7.4)")
     ex.save_figure(fig, out / "train_neuralnet.png")
     path = ex.save_result(out, NAME, args, config=config, metrics=metrics,
-                          seconds=timer.seconds, history=history)
+                          seconds=timer.seconds, history=history, book={"test_acc": 0.97},
+                          book_ref={"section": "DLFS1 §5.7.4", "script": "ch05/train_neuralnet.py",
+                                    "approx": ["test_acc"], "quick_differs": True,
+                                    "note": "about 0.97 on MNIST after 10,000 iterations"})
     ex.report([f"train acc {metrics['train_acc']:.4f}, test acc {metrics['test_acc']:.4f} "
                f"(book: ~0.97) in {history['seconds']:.1f} s of training",
                f"wrote {out / 'train_neuralnet.png'} and {path}"])

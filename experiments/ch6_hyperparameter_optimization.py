@@ -15,7 +15,10 @@ per trial, compilation excluded from both) and reports the ratio of wall-clock t
 CPU times (the fairer number on a shared machine: it counts the work, not the waiting).
 
 Quick mode: 100 trials on the 8x8 embedded digits (64 inputs), 6 hidden layers of 50, 50 epochs,
-so it takes seconds; no loop timing.
+so it takes seconds; no loop timing. Measured in quick mode (seed 0): the best trial reaches a
+validation accuracy of 0.71 at lr 0.0092, and the 10 best all have lr between 0.0023 and 0.0092:
+the search finds the book's band. (The book's notebooks/ch06.ipynb run: 0.84 at lr 0.0094, the
+10 best between 0.0049 and 0.0100.)
 
 Writes ``hyperparameter_optimization.png`` and ``result.json`` (the best trials, their validation
 accuracy and settings, the timings).
@@ -38,6 +41,18 @@ from fnn_experiments import _common as ex
 NAME = "ch6_hyperparameter_optimization"
 SLOW = True  # one compiled program of 100 vmapped networks: ~20 CPU-seconds in quick mode
 TRAIN_SIZE, VALIDATION_RATE, BATCH, SHOWN = 500, 0.2, 100, 20
+BOOK = {"best_val_acc": 0.84, "best_lr": 0.009402354663034039, "best_weight_decay": 2.7657425441943384e-06,
+        "best_lr_range_top10": [0.00495406975968389, 0.009976360661833212]}  # notebooks/ch06.ipynb
+
+
+def LESSON(result: dict) -> None:
+    """What the book's search shows, asserted on a run's result.json: a good lr band, 1e-3 to 1e-2."""
+    m, trials = result["metrics"], result["trials"]
+    lo, hi = m["best_lr_range_top10"]
+    assert lo >= 1e-3 and hi <= 1e-2, f"the 10 best trials should have lr in [1e-3, 1e-2]: {lo:.2g}..{hi:.2g}"
+    assert m["best_val_acc"] >= 0.5, f"the best trial should learn: {m['best_val_acc']}"
+    slow = [a for lr, a in zip(trials["lr"], trials["final_val_acc"], strict=True) if lr < 1e-4]
+    assert slow and max(slow) < 0.35, "trials with lr below 1e-4 should not learn in 50 epochs"
 
 
 def main(argv=None) -> dict:
@@ -108,6 +123,10 @@ def main(argv=None) -> dict:
         ax.set_title(f"Best-{rank} val {val_acc[i, -1]:.2f}\nlr {lr_np[i]:.1e} wd {wd_np[i]:.1e}",
                      fontsize=8)
         ax.set_ylim(0, 1.0)
+    for ax in axes[-1]:
+        ax.set_xlabel("epochs")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
     fig.suptitle(f"{args.trials} random trials on {config['data']} ({config['train_size']} train / "
                  f"{n_val} val), trained at once; solid: validation, dashed: train (DLFS1 Fig. 6-24)")
     fig.tight_layout()
@@ -121,6 +140,10 @@ def main(argv=None) -> dict:
                "best_lr_range_top10": [float(lr_np[best[:10]].min()), float(lr_np[best[:10]].max())],
                "trials": args.trials, **timing}
     result = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=total.seconds,
+                            book=BOOK, book_ref={"section": "DLFS1 §6.5.3", "figures": ["Fig. 6-24"],
+                                                 "script": "ch06/hyperparameter_optimization.py",
+                                                 "quick_differs": bool(args.quick),
+                                                 "note": "the book's numbers: its notebooks/ch06.ipynb run"},
                             best_trials=best_trials,
                             trials={"lr": lr_np.tolist(), "weight_decay": wd_np.tolist(),
                                     "final_val_acc": val_acc[:, -1].tolist()})

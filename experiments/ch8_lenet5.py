@@ -27,6 +27,14 @@ from fnn_experiments import _common as ex
 NAME = "ch8_lenet5"
 
 
+def LESSON(result: dict) -> None:
+    """What §7.7.1 says of LeNet, asserted on a run's result.json: the 1998 design still learns
+    the digits well (about 0.99 on MNIST; 0.93 or more on the small quick set)."""
+    m = result["metrics"]
+    data = "digits28" if result["quick"] else "mnist"
+    assert m[f"{data}_test_acc"] >= (0.93 if result["quick"] else 0.98), f"LeNet-5 should learn the digits: {m}"
+
+
 def main(argv=None) -> dict:
     p = ex.parser(NAME, __doc__)
     p.add_argument("--grad", choices=GRADS, default="manual",
@@ -64,6 +72,8 @@ def main(argv=None) -> dict:
             lines.append(f"{name}: train acc {h['train_acc'][-1]:.4f}, test acc "
                          f"{h['test_acc'][-1]:.4f} ({h['seconds']:.1f} s of training)")
     path = ex.save_result(out, NAME, args, config=config, metrics=metrics, seconds=timer.seconds,
+                          book_ref={"section": "DLFS1 §7.7.1", "figures": [], "quick_differs": True,
+                                    "note": "the book describes LeNet and has no script or number for it"},
                           history=histories)
     ex.report(lines + [f"wrote {path}"])
     return {"config": config, "metrics": metrics, "history": histories}

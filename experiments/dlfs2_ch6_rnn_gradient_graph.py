@@ -87,6 +87,7 @@ def clipping_run(corpus, V: int, max_grad: float | None, *, lr: float, epochs: i
 
 def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     p = ex.parser(NAME, __doc__)
     args = p.parse_args(argv)
@@ -108,25 +109,33 @@ def main(argv=None) -> dict:
         clip = {str(m): clipping_run(corpus, V, m, lr=2.0, epochs=epochs, seed=args.seed)
                 for m in (None, 0.25)}
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for name, norms in book.items():
         axes[0].plot(np.arange(1, 21), norms, "o-", ms=3, label=name)
-    axes[0].set(xlabel="time step", ylabel="norm", yscale="log", title="dh <- dh Wh^T (book, no tanh)")
+    axes[0].set(xlabel="time step", ylabel="||dh|| / N", yscale="log",
+                title="the book's dh <- dh Wh^T (no tanh; Fig. 6-8, 6-9)")
     for name, norms in cells.items():
         axes[1].plot(np.arange(len(norms)), norms, label=name)
     axes[1].set(xlabel="steps back from the loss", ylabel="||dL/dh_t|| / N", yscale="log",
-                title="through fnn's RNN cell (tanh)")
+                title="through fnn's RNN cell (with tanh)")
     for ax in axes:
         ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle("Gradients through time explode or vanish with the scale of Wh (DLFS2 §6.1.3)")
     ex.save_figure(fig, out / "gradient_norms.png")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     for name, (losses, norms) in clip.items():
-        label = "no clipping" if name == "None" else f"clip at {name}"
+        label = "no clipping" if name == "None" else f"clipped to norm {name}"
         axes[0].plot(losses, lw=0.8, label=label)
         axes[1].plot(norms, lw=0.8, label=label)
-    axes[0].set(xlabel="iteration", ylabel="loss", title=f"SimpleRnnlm, SGD lr 2.0, {data}")
-    axes[1].set(xlabel="iteration", ylabel="global gradient norm (before clipping)", yscale="log")
-    axes[0].legend()
+    axes[0].axhline(np.log(V), c="k", ls=":", lw=1, label=f"uniform guess, ln {V} = {np.log(V):.2f}")
+    axes[0].set(xlabel="iteration", ylabel="loss", title="training loss")
+    axes[1].axhline(0.25, c="k", ls=":", lw=1, label="threshold 0.25: larger norms are scaled down to it")
+    axes[1].set(xlabel="iteration", ylabel="global gradient norm (before clipping)", yscale="log",
+                title="gradient norm")
+    for ax in axes:
+        ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"Gradient clipping (DLFS2 §6.1.4): SimpleRnnlm, SGD lr 2.0, {data}")
     ex.save_figure(fig, out / "clipping.png")
 
     metrics = {"book_norm_step20": {k: v[-1] for k, v in book.items()},
@@ -135,6 +144,9 @@ def main(argv=None) -> dict:
                "clipping_max_grad_norm": {k: float(np.max(v[1])) for k, v in clip.items()}}
     path = ex.save_result(out, NAME, args, config={"data": data, "lr": 2.0, "epochs": epochs},
                           metrics=metrics, seconds=timer.seconds,
+                          book_ref={"section": "DLFS2 §6.1", "figures": ["Fig. 6-8", "Fig. 6-9"],
+                                    "script": "ch06/rnn_gradient_graph.py, clip_grads.py",
+                                    "note": "the book draws these curves and prints no number"},
                           history={"book": book, "cells": cells,
                                    "clipping": {k: {"loss": v[0], "grad_norm": v[1]}
                                                 for k, v in clip.items()}})

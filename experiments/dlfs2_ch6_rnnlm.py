@@ -69,11 +69,16 @@ def main(argv=None) -> dict:
                "steps_per_second": history["ppl_step"][-1] / history["seconds"], **(truth or {})}
     np.savez(out / f"params_{args.family}.npz",
              **{f"{k}/{n}": np.asarray(v) for k, d in ts.params.items() for n, v in d.items()})
-    title = f"Rnnlm ({args.family.upper()}) on {data_name}"
+    title = f"Rnnlm ({args.family.upper()}) on {data_name} (DLFS2 §6.4)"
     ex.save_figure(ex.plot_ppl(history, title, None if args.quick else (0, 500),
-                            truth and truth["true_perplexity"]), out / f"rnnlm_{args.family}.png")
+                               truth and truth["true_perplexity"], test_ppl=test_ppl),
+                   out / f"rnnlm_{args.family}.png")
     path = ex.save_result(out, NAME, args, config=cfg, metrics=metrics, seconds=timer.seconds,
-                          history=history)
+                          history=history, book={"test_perplexity": 136} if args.family == "lstm" else {},
+                          book_ref={"section": "DLFS2 §6.4", "figures": ["Fig. 6-30"],
+                                    "script": "ch06/train_rnnlm.py", "approx": ["test_perplexity"]
+                                    if args.family == "lstm" else [], "quick_differs": True,
+                                    "note": "PTB test set, after 4 epochs; the book gives no GRU number"})
     book = f"true perplexity {truth['true_perplexity']:.2f}" if truth else "book: ~136"
     ex.report([f"{args.family}: test perplexity {test_ppl:.2f} ({book}), "
                f"{metrics['steps_per_second']:.1f} steps/s", f"wrote {out} ({path.name})"])

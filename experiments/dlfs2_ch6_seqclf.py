@@ -7,8 +7,8 @@ Affine layer to 10 classes (`fnn.models.seqclf`). Both cells train with the same
 (GRU with 3/4 of the LSTM's recurrent parameters). A plain RNN is trained too for contrast.
 
 Quick mode (``--quick``): scikit-learn's embedded 8x8 digits (T = 8 rows of D = 8), H = 64,
-20 epochs (280 steps); test accuracy about 0.97-0.98 for all three cells (measured: RNN 0.983,
-LSTM 0.981, GRU 0.983 after 40 epochs).
+20 epochs (280 steps); test accuracy about 0.97-0.99 for all three cells (measured, seed 0: RNN
+0.9750, LSTM 0.9833, GRU 0.9861; 5,322, 19,338 and 14,666 parameters).
 Full mode: MNIST (T = 28 rows of D = 28), H = 128, 5 epochs (3,000 steps).
 
 Writes ``seqclf.png`` (test accuracy per epoch for each cell) and ``result.json``.
@@ -17,6 +17,7 @@ Writes ``seqclf.png`` (test accuracy per epoch for each cell) and ``result.json`
 from __future__ import annotations
 
 import jax
+import numpy as np
 import optax
 
 from fnn.models import seqclf
@@ -30,6 +31,7 @@ FAMILIES = ("rnn", "lstm", "gru")
 
 def main(argv=None) -> dict:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     p = ex.parser(NAME, __doc__)
     p.add_argument("--grad", choices=GRADS, default="manual")
@@ -45,20 +47,27 @@ def main(argv=None) -> dict:
     with ex.Timer() as timer:
         for i, family in enumerate(FAMILIES):
             model = seqclf.model(side, cfg["hidden_size"], 10, family=family, rows=side)
+            size = sum(np.size(v) for v in jax.tree_util.tree_leaves(model.init(jax.random.key(0))[0]))
             _, h = fit(model, optax.adam(cfg["lr"]), data, key=jax.random.key(args.seed + i),
                        epochs=cfg["epochs"], batch_size=cfg["batch_size"], grad=args.grad,
                        progress=args.progress, desc=f"{NAME}[{family}]")
             histories[family] = h
             metrics[family] = {"test_acc": h["test_acc"][-1], "best_test_acc": max(h["test_acc"]),
-                               "train_acc": h["train_acc"][-1], "train_seconds": h["seconds"]}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for family, h in histories.items():
-        ax.plot(h["epoch"], h["test_acc"], label=f"{family.upper()} (test)")
-    ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1),
-           title=f"row-by-row classification, {cfg['data']}")
+                               "train_acc": h["train_acc"][-1], "train_seconds": h["seconds"],
+                               "parameters": int(size)}
+    fig, ax = plt.subplots(figsize=(6.4, 4), layout="constrained")
+    for (family, h), style in zip(histories.items(), ("o-", "s-", "^-"), strict=True):
+        ax.plot(h["epoch"], h["test_acc"], style, ms=3,
+                label=f"{family.upper()}, {metrics[family]['parameters']:,} parameters")
+    low = min(min(h["test_acc"]) for h in histories.values())
+    ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(max(0.0, np.floor(low * 10) / 10), 1),
+           title=f"reading {cfg['data']} row by row: T = {side} steps of {side} pixels")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right")
     ex.save_figure(fig, out / "seqclf.png")
     path = ex.save_result(out, NAME, args, config=cfg, metrics=metrics, seconds=timer.seconds,
+                          book_ref={"section": "DLFS2 §6.2, appendix C",
+                                    "note": "not in the book: its RNN, LSTM and GRU cells as classifiers"},
                           history=histories)
     ex.report([*(f"{f.upper()}: test acc {m['test_acc']:.4f} (best {m['best_test_acc']:.4f}), "
                  f"{m['train_seconds']:.1f} s" for f, m in metrics.items()),

@@ -92,19 +92,19 @@ def main(argv=None) -> dict:
     axes[0].plot(g, -(ref.coef_[0][0] * g + ref.intercept_[0]) / ref.coef_[0][1], "k:",
                  label="scikit-learn")
     axes[0].set(xlim=(-4, 4), ylim=(-4, 4), xlabel="x1", ylabel="x2", title="decision boundary")
-    axes[0].legend(fontsize=8, loc="upper left")
+    axes[0].legend(fontsize=8, loc="lower right")
     colors = dict(zip(schedules, ("tab:orange", "tab:green", "tab:blue"), strict=True))
     for name in schedules:  # device_get sorted the dict's keys: plot in the schedules' order
         axes[1].plot(np.asarray(runs[name][1]) - ref_loss, lw=1, label=name, color=colors[name])
     axes[1].set(yscale="log", xlabel="SGD step (batch 16)", ylabel="loss - optimal loss",
                 title="full-data loss above the optimum")
-    axes[1].legend(fontsize=8)
     s = np.arange(steps)
     for name, sched in schedules.items():
         lr = np.asarray(sched(jnp.asarray(s))) if callable(sched) else np.full(steps, sched)
         axes[2].plot(s, lr, label=name, color=colors[name])
     axes[2].set(yscale="log", xlabel="step", ylabel="learning rate", title="learning-rate schedules")
-    axes[2].legend(fontsize=8)
+    handles, labels = axes[2].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize=9, frameon=False)
     fig.suptitle("Logistic regression by mini-batch SGD: learning-rate decay")
     ex.save_figure(fig, out / "logistic_regression.png")
 

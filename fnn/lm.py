@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import Array
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from fnn import functions as F
+from fnn import parallel
 from fnn._checks import check_corpus, check_ids, check_positive_int
 from fnn.data.corpus import bptt_batches, eval_batches
 from fnn.models._model import Model
@@ -88,7 +91,8 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
            epochs: int, batch_size: int = 20, time_size: int = 35, grad: str = "autodiff",
            eval_interval: int = 20, val_corpus=None, lr_decay: float | None = None,
            reset_each_epoch: bool = False, train_state: TrainState | None = None,
-           progress: bool = True, desc: str | None = None):
+           devices: int | Sequence[jax.Device] | Mesh | None = None, progress: bool = True,
+           desc: str | None = None):
     """Train an LM on `corpus` (1-d word ids) by truncated BPTT (DLFS2 §5.5.3, ``RnnlmTrainer``).
 
     Each epoch has ``(len(corpus) - 1) // (batch_size * time_size)`` steps; the read position keeps
@@ -100,6 +104,11 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
 
     Returns ``(train_state, history)``: ``ppl`` (train perplexity every `eval_interval` steps),
     ``ppl_step``, ``val_ppl`` and ``lr`` per epoch, ``seconds`` (training time, compile included).
+
+    `devices` splits each mini-batch of `batch_size` sequences (a multiple of their number) over
+    devices, as `fnn.train.fit` does (`fnn.parallel`): the train state and the batches are copied
+    to every device, each device carries its sequences' recurrent state, and the result equals the
+    one-device run up to float rounding; several processes work as for `fit`.
 
     `corpus` and `val_corpus` are checked once (word ids in [0, V), V the model's vocabulary). A
     given `train_state` is copied before the first (donating) step, so the caller's stays usable.
@@ -120,11 +129,15 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
     if val_corpus is not None:
         val_corpus = check_corpus("fit_lm", "val_corpus", val_corpus, V)
     _, _, _ = bptt_batches(corpus[: batch_size * time_size + 1], batch_size, time_size)  # checks
+    mesh = parallel.batch_mesh(devices, "fit_lm")  # None: one device, no sharding
+    parallel.check_batch_size("fit_lm", "batch_size", batch_size, mesh)
     per_epoch = (len(corpus) - 1) // (batch_size * time_size)
     if lr_decay is not None:
         set_learning_rate(train_state.opt_state, 1.0)  # fail now if the lr cannot be changed
-    run = make_steps(model, optimizer, grad=grad)
-    ppl_eval = make_perplexity(model) if val_corpus is not None else None
+    # With devices, each call's arguments (the train state, a changed learning rate, the batches)
+    # are first copied to every device; what a step left there already stays as is.
+    run = parallel.on_mesh(make_steps(model, optimizer, grad=grad, mesh=mesh), mesh)
+    ppl_eval = parallel.on_mesh(make_perplexity(model), mesh) if val_corpus is not None else None
     history = {"ppl": [], "ppl_step": [], "val_ppl": [], "lr": [], "epoch_loss": []}
     best, time_idx, seconds, done = math.inf, 0, 0.0, 0
     bar = tqdm(total=epochs * per_epoch, desc=desc or model.name, unit="step", disable=not progress)

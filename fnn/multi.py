@@ -39,14 +39,16 @@ ran ~3x slower than M separate ones (SimpleConvNet on the "lax" kernel).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax import Array
+from jax.sharding import Mesh
 
+from fnn import parallel
 from fnn._checks import check_data, check_positive_int, check_set
 from fnn.models._model import Model
 from fnn.step import init_train_state, make_epoch, make_evaluate
@@ -125,7 +127,7 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
              keys: Array, *, hparams: Any = None, epochs: int, batch_size: int = 100,
              num_batches: int | None = None, grad: str = "autodiff",
              eval_data: Mapping[str, tuple[Array, Array]] | None = None,
-             eval_batch_size: int = 1000):
+             eval_batch_size: int = 1000, devices: int | Sequence[jax.Device] | Mesh | None = None):
     """Train M models at once, one per key (see the module docstring): `fnn.train.fit` with a
     leading model axis.
 
@@ -146,6 +148,12 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
       evaluated for its accuracy, as `fit` does);
     * ``seconds`` (training and evaluation, compilation excluded) and ``compile_seconds``
       (tracing and compiling the one program): floats, for all M models together.
+
+    `devices` (as `fnn.train.fit` takes it, `fnn.parallel`) splits the M models over the devices,
+    M a multiple of their number: each device trains its models on its own copy of the data (no
+    batch is cut, no gradient summed across devices), and the results come back whole to every
+    device (and every process). Each model's numbers are those of a one-device run, up to float
+    rounding.
 
     With `fit`'s form of `data`, model m's history holds `fit`'s fields with `fit`'s meanings
     (``fit(..., key=keys[m])`` gives the same numbers, as arrays instead of lists).
@@ -182,6 +190,13 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
                         eval_batch_size=eval_batch_size)
     args = (keys, hparams, jnp.asarray(x), jnp.asarray(t),
             tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
+    mesh = parallel.batch_mesh(devices, "fit_many")  # None: one device
+    if mesh is not None:  # the models split over the devices, the data on every one, results on every one
+        if M % parallel.num_shards(mesh):
+            raise ValueError(f"fit_many: keys holds {M} models, expected a multiple of "
+                             f"{parallel.num_shards(mesh)} (the devices of devices=, which each train M / n)")
+        args = (*parallel.split(args[:2], mesh), *parallel.replicate(args[2:], mesh))
+        run = jax.jit(run, out_shardings=parallel.replicated(mesh))
     t0 = time.perf_counter()
     compiled = run.lower(*args).compile()
     t1 = time.perf_counter()

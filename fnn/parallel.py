@@ -13,10 +13,32 @@ inserts, so every device applies the same update to its copy of the parameters. 
 the result equals the one-device run up to the order of those float additions. Batch norm's
 batch statistics are taken over the whole mini-batch (the all-reduce again), not per device.
 
-Several processes (GPU hosts, a TPU slice): call `jax.distributed.initialize()` first; then
-`jax.devices()` lists every process's devices, the mesh spans them all, and every process runs
-the same `fit` on the same data (see docs/PARALLEL.md). Values come back to the host with
-`to_host`, which gathers what one process cannot see.
+`fnn.lm.fit_lm(devices=...)` splits its batches of sequences the same way (each device carries
+the recurrent state of its sequences); `fnn.multi.fit_many(devices=...)` splits its M models
+instead (device i trains models i*M/n ... (i+1)*M/n - 1 on its copy of the data; the devices
+exchange nothing until the results, gathered once at the end).
+
+Several processes (hosts of a GPU cluster, a TPU slice, or processes on one machine): each calls
+`jax.distributed.initialize` before JAX touches a device; then `jax.devices()` lists every
+process's devices, a mesh over them all (``jax.make_mesh((jax.device_count(),), ("batch",))``, or
+``devices=jax.device_count()``) spans the processes, and every process runs the same `fit` with
+the same data, key and arguments. Arguments are copied onto each process's devices
+(`replicate`), results come back whole to every process (`to_host`), so every process ends with
+the same parameters and history, those of a one-process run up to float rounding. On one machine
+with CPUs, two processes (gloo does the CPU collectives: ``jax_cpu_collectives_implementation``,
+"gloo" by default in jax 0.10)::
+
+    # train.py, started twice: python train.py 0 & python train.py 1
+    import sys
+    import jax
+    jax.distributed.initialize(coordinator_address="127.0.0.1:12355", num_processes=2,
+                               process_id=int(sys.argv[1]))
+    ...   # load the data, build the model
+    ts, history = fit(model, optimizer, data, key=jax.random.key(0), devices=jax.device_count(),
+                      progress=jax.process_index() == 0)
+
+tests/test_multiprocess.py trains with `fit`, `fit_lm` and `fit_many` this way in two processes
+and compares them with a one-process run; docs/PARALLEL.md has the GPU and TPU recipes.
 """
 
 from __future__ import annotations
@@ -92,16 +114,35 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 
 def replicate(tree, mesh: Mesh):
     """Copy every leaf of `tree` onto every device of `mesh` (jax arrays and NumPy arrays alike)."""
-    sharding = replicated(mesh)
+    return _place(tree, replicated(mesh))
+
+
+def split(tree, mesh: Mesh):
+    """Split every leaf of `tree` along its leading axis over ``"batch"`` (`fnn.multi.fit_many`'s
+    models: device i of n holds models i*M/n ... (i+1)*M/n - 1)."""
+    return _place(tree, batch_sharded(mesh))
+
+
+def _place(tree, sharding: NamedSharding):
     if sharding.is_fully_addressable:
         return jax.device_put(tree, sharding)
 
-    def put(a):  # several processes: each holds the same global value, gives its devices their copy
+    def put(a):  # several processes: each holds the same global value, gives its devices their part
+        if isinstance(a, jax.Array) and a.sharding == sharding:  # there already (a step's output)
+            return a
         if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
             return jax.random.wrap_key_data(put(jax.random.key_data(a)), impl=jax.random.key_impl(a))
         host = np.asarray(to_host(a))
         return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
     return jax.tree_util.tree_map(put, tree)
+
+
+def on_mesh(fn, mesh: Mesh | None):
+    """`fn` (jitted) with every argument first copied onto every device of `mesh` (`replicate`;
+    what is there already is passed as is, so donation still reuses its buffers). None: `fn`."""
+    if mesh is None:
+        return fn
+    return lambda *args: fn(*replicate(args, mesh))
 
 
 def shard_batch(tree, mesh: Mesh | None):

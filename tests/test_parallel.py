@@ -101,6 +101,19 @@ CHILD = textwrap.dedent('''
             errors[tag] = None
         except (TypeError, ValueError) as e:
             errors[tag] = f"{type(e).__name__}: {e}"
+    from fnn import lm, multi
+    from fnn.models import rnnlm
+    others = {"lm_indivisible": lambda: lm.fit_lm(rnnlm.rnnlm(6, 4, 4), optax.sgd(0.1), np.arange(200) % 6,
+                                                  key=jax.random.key(0), epochs=1, batch_size=6, time_size=5,
+                                                  devices=4, progress=False),
+              "many_indivisible": lambda: multi.fit_many(model, opt, data, jax.random.split(jax.random.key(0), 6),
+                                                         epochs=1, batch_size=16, devices=4)}
+    for tag, call in others.items():
+        try:
+            call()
+            errors[tag] = None
+        except (TypeError, ValueError) as e:
+            errors[tag] = f"{type(e).__name__}: {e}"
     report["errors"] = errors
     with open(out, "w") as f:
         json.dump(report, f)
@@ -169,6 +182,8 @@ def test_checkpoint_of_a_sharded_run_resumes_on_one_device(report):
     ("spec", r"TypeError: fit: devices is 'gpu', expected None, a device count, a list of jax.Device"),
     ("no_batch_axis", r"ValueError: fit: devices is a Mesh with axes \('data',\), expected one named 'batch'"),
     ("twice", r"ValueError: fit: devices lists a device twice"),
+    ("lm_indivisible", r"ValueError: fit_lm: batch_size is 6, expected a multiple of 4"),
+    ("many_indivisible", r"ValueError: fit_many: keys holds 6 models, expected a multiple of 4"),
 ])
 def test_bad_devices_get_a_clear_error(report, tag, match):
     assert report["errors"][tag] is not None, f"{tag}: no error raised"
