@@ -461,3 +461,65 @@ def load_params(path) -> dict:
             layer, name = key.split("/")
             params.setdefault(layer, {})[name] = f[key]
     return params
+
+
+# ---------------------------------------------------------------------------------------------
+# DLFS2 ch7-8: seq2seq (dlfs2_ch7_train_seq2seq, dlfs2_ch8_train_attention)
+# ---------------------------------------------------------------------------------------------
+
+
+def seq2seq_answers(x, t, ids, id_to_char: dict, reverse: bool) -> list[dict]:
+    """What the book's ``eval_seq2seq`` prints for each question: the question (read forwards when
+    the input was reversed), the right answer, the greedy guess (ids (N, S)), and whether it is right."""
+    def text(row):
+        return "".join(id_to_char[int(i)] for i in row)
+    return [{"question": text(q[::-1] if reverse else q), "correct": text(c[1:]), "guess": text(g),
+             "ok": bool(np.array_equal(c[1:], g))} for q, c, g in zip(x, t, ids, strict=True)]
+
+
+def seq2seq_printout(answers: dict[str, list[dict]], labels: dict[str, str]) -> str:
+    """The book's printout of each run (``Q``, ``T``, ☑/☒ and the guess, ``---``)."""
+    return "".join(f"== {labels[run]}\n" + "".join(
+        f"Q {a['question']}\nT {a['correct']}\n{'☑' if a['ok'] else '☒'} {a['guess']}\n---\n" for a in answered)
+        for run, answered in answers.items())
+
+
+def seq2seq_table(answers: dict[str, list[dict]], labels: dict[str, str]) -> str:
+    """The runs' answers side by side, one question a line, ☑/☒ before each guess."""
+    first = next(iter(answers.values()))
+    wq = max(len("question"), *(len(a["question"].rstrip()) for a in first)) + 2
+    wa = max(len("answer"), *(len(a["correct"]) for a in first)) + 2
+    wg = max(len(labels[r]) for r in answers) + 2
+    rows = ["question".ljust(wq) + "answer".ljust(wa) + "".join(labels[r].ljust(wg) for r in answers)]
+    for i, a in enumerate(first):
+        rows.append(a["question"].rstrip().ljust(wq) + a["correct"].ljust(wa) + "".join(
+            (("☑ " if ans[i]["ok"] else "☒ ") + ans[i]["guess"]).ljust(wg) for ans in answers.values()))
+    return "\n".join(rows)
+
+
+def seq2seq_figure(histories: dict, answers: dict[str, list[dict]], labels: dict[str, str], title: str):
+    """Test accuracy per epoch of each run (the book's Fig. 7-26/7-27, 8-25), and the first test
+    questions with each run's greedy answer, green when right and red when wrong."""
+    fig, (ax, tab) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    for (run, h), marker in zip(histories.items(), "osD^v", strict=False):
+        ax.plot(h["epoch"], h["test_acc"], marker=marker, ms=4, label=labels[run])
+    ax.set(xlabel="epochs", ylabel="test accuracy (exact match)", ylim=(-0.02, 1.02), title=title)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    tab.axis("off")
+    first = next(iter(answers.values()))
+    headers = ["question", "answer", *(labels[r].replace(" + ", " +\n").replace(" input", "\ninput") for r in answers)]
+    cells = [[a["question"].rstrip() for a in first], [a["correct"] for a in first],
+             *([("✓ " if a["ok"] else "✗ ") + a["guess"] for a in ans] for ans in answers.values())]
+    widths = [max(len(c) for c in [*col, *h.split("\n")]) + 2 for col, h in zip(cells, headers, strict=True)]
+    size = min(9.5, 6.8 * 72 / (0.62 * sum(widths)))
+    x = 0.0
+    for col, (header, column, width) in enumerate(zip(headers, cells, widths, strict=True)):
+        tab.text(x, 1.0, header, fontsize=size, fontweight="bold", va="top", family="monospace")
+        for i, cell in enumerate(column):
+            color = "k" if col < 2 else ("tab:green" if cell.startswith("✓") else "tab:red")
+            tab.text(x, 0.86 - i * 0.086, cell, fontsize=size, family="monospace", va="top", color=color)
+        x += width / sum(widths)
+    tab.set_title(f"the first {len(first)} test questions, answered greedily after the last epoch", fontsize=10)
+    return fig

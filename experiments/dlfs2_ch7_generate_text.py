@@ -5,9 +5,11 @@ Full mode (needs PTB and the book's ``ch06/Rnnlm.pkl``, float16, gate order f, g
 ``$FNN_DATA_DIR/book`` or downloaded): load the pickle with the restricted unpickler into fnn's
 ``Rnnlm``, score the PTB test set with the book's ``eval_perplexity`` protocol (batch 10, T = 35,
 stateful from a reset state; the book's own code gives 136.08), then generate 100 words from
-"you", never producing ``N``, ``<unk>`` or ``$`` (the book's skip words), ``<eos>`` shown as a line
-break. With ``--params results/dlfs2_ch6_rnnlm/params_lstm.npz`` (written by that experiment) the
-same is done for fnn's own trained LM, reported beside the book's.
+"you" (``--start``; several words are a prompt, as the book's ``generate_better_text.py``'s "the
+meaning of life is", read before sampling), never producing ``N``, ``<unk>`` or ``$`` (the book's
+skip words), ``<eos>`` shown as a line break. With ``--params
+results/dlfs2_ch6_rnnlm/params_lstm.npz`` (written by that experiment) the same is done for fnn's
+own trained LM, reported beside the book's.
 
 Quick mode (``--quick``): an LSTM LM trained for a few seconds on the generated order-2 Markov
 language generates 2,000 words (the first 100 are printed); their next-word statistics are compared
@@ -32,7 +34,9 @@ from fnn_experiments import _common as ex
 NAME = "dlfs2_ch7_generate_text"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--params": {"type": "path", "help": "params_<family>.npz written by dlfs2_ch6_rnnlm (full mode)"},
-    "--start": {"default": "you", "help": "the first word (full mode; the book's 'you')"},
+    "--start": {"default": "you",
+                "help": "the first word or words (full mode; the book's 'you', or its prompt "
+                        "'the meaning of life is')"},
     "--length": {"type": "int", "default": 100},
 }
 SKIP_WORDS = ["N", "<unk>", "$"]
@@ -75,6 +79,11 @@ def main(argv=None) -> dict:
             _, word_to_id, id_to_word = load_ptb("train")
             test = load_ptb("test")[0]
             skip = [word_to_id[w] for w in SKIP_WORDS]
+            unknown = [w for w in args.start.split() if w not in word_to_id]
+            if unknown or not args.start.split():
+                raise SystemExit(f"{NAME}: --start {args.start!r}: {unknown or 'no words'}, expected words of "
+                                 f"PTB's vocabulary (lower case; numbers are N)")
+            prompt = [word_to_id[w] for w in args.start.split()]
             models = {"book Rnnlm.pkl": rnnlm.from_book_params(load_book_weights("Rnnlm.pkl"))}
             if args.params is not None:
                 models[f"fnn {args.params.name}"] = ex.load_params(args.params)
@@ -83,8 +92,7 @@ def main(argv=None) -> dict:
                 model = rnnlm.rnnlm(len(word_to_id), family=family)
                 metrics[f"{name} test_perplexity"] = lm.perplexity(model, params, test)
                 key, k = jax.random.split(key)
-                ids = lm.generate(model, params, word_to_id[args.start], k,
-                                  sample_size=args.length, skip_ids=skip)
+                ids = lm.generate(model, params, prompt, k, sample_size=args.length, skip_ids=skip)
                 texts[name] = to_text(ids, id_to_word)
     ex.save_figure(_figure(metrics, ids if args.quick else None, lang if args.quick else None,
                            id_to_word), out / "generate_text.png")

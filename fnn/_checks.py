@@ -114,13 +114,17 @@ def _arg(name: str, arg: str) -> str:
     return f"{name} {arg}" if name else arg
 
 
-def check_data(fn: str, name: str, x, t) -> None:
+def check_data(fn: str, name: str, x, t, *, ids: bool = False) -> None:
     """Validate a data set (x, t) (`name` "train", "test" or ""): floating x with a sample axis,
-    labels `t` with as many samples."""
+    labels `t` with as many samples. ``ids=True``: x holds integer ids instead (the input of a
+    model that embeds them, seq2seq)."""
     for arr, arg in ((x, _arg(name, "x")), (t, _arg(name, "t"))):
         if not hasattr(arr, "shape"):
             raise TypeError(f"{fn}: {arg} is a {type(arr).__name__}, expected an array")
-    check_floating(fn, _arg(name, "x"), x)
+    if not ids:
+        check_floating(fn, _arg(name, "x"), x)
+    elif not jnp.issubdtype(x.dtype, jnp.integer):
+        raise TypeError(f"{fn}: {_arg(name, 'x')} has dtype {x.dtype}, expected integer ids")
     if x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"{fn}: {_arg(name, 'x')} has shape {tuple(x.shape)}, expected (N, ...) with N >= 1")
     if t.shape[:1] != x.shape[:1]:
@@ -260,11 +264,14 @@ def warn_if_pixels(fn: str, name: str, x, lo_hi: tuple[float, float] | None = No
                       f"normalize=True, or divide by 255)", InputWarning, stacklevel=3)
 
 
-def check_set(fn: str, name: str, x, t, scores=None) -> bool:
+def check_set(fn: str, name: str, x, t, scores=None, *, ids: bool = False) -> bool:
     """Everything `fit`-like drivers check about one data set (x, t), once, on the host, before any
     cast: `check_data`, finite x (`check_finite`), raw pixels (`warn_if_pixels`), and, given the
-    model's `scores` (a shape/dtype struct), the labels (`check_labels`). Returns True for one-hot t."""
-    check_data(fn, name, x, t)
+    model's `scores` (a shape/dtype struct), the labels (`check_labels`). Returns True for one-hot t.
+    ``ids=True``: x holds integer ids (`check_data`), neither finite-checked nor pixels."""
+    check_data(fn, name, x, t, ids=ids)
+    if ids:
+        return check_labels(f"{fn} ({name} data)" if name else fn, t, scores) if scores is not None else False
     warn_if_pixels(fn, _arg(name, "x"), x, check_finite(fn, _arg(name, "x"), x))
     if scores is None:
         return False

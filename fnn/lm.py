@@ -188,10 +188,15 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
     return train_state, history
 
 
-def generate(model: Model, params, start_id: int, key: Array, *, sample_size: int = 100,
+def generate(model: Model, params, start_id, key: Array, *, sample_size: int = 100,
              skip_ids=(), state=None) -> list[int]:
     """`sample_size` word ids starting with `start_id`, each sampled from the LM's softmax
     (DLFS2 §7.1.1, ``RnnlmGen.generate``), as one `lax.scan`.
+
+    `start_id` may be a prompt, a sequence of word ids (DLFS2 §7.1.2, ``generate_better_text.py``'s
+    ``"the meaning of life is"``): the model reads all but its last word in one call (the book's
+    ``model.predict`` on each), sampling starts from the last, and the prompt comes first in the
+    result, ``len(prompt) - 1 + sample_size`` ids in all.
 
     `skip_ids` (e.g. ``<unk>``, ``N``) are never produced: their probability is set to zero and the
     rest renormalised, which is the distribution of the book's redraw-until-allowed loop (the book
@@ -204,6 +209,12 @@ def generate(model: Model, params, start_id: int, key: Array, *, sample_size: in
                                   params)
     V = scores_shape.shape[-1]
     check_ids("generate", "start_id", start_id, V, what="word ids", unit="words in the model's vocabulary")
+    prompt = [int(i) for i in np.ravel(start_id)]
+    if not prompt:
+        raise ValueError("generate: start_id is an empty prompt, expected a word id or a sequence of word ids")
+    if len(prompt) > 1:  # read the prompt's first words; the state carries them
+        _, state = jax.jit(lambda p, s, x: model.apply(p, s, x, train=False))(
+            params, state, jnp.asarray(prompt[:-1], jnp.int32).reshape(1, -1))
     check_ids("generate", "skip_ids", list(skip_ids), V, what="word ids", unit="words in the model's vocabulary")
     if len(set(np.asarray(list(skip_ids), np.int64).tolist())) >= V:
         raise ValueError(f"generate: skip_ids bans all {V} words of the vocabulary, expected at least one "
@@ -219,8 +230,8 @@ def generate(model: Model, params, start_id: int, key: Array, *, sample_size: in
             nxt = jax.random.categorical(k, logits).astype(jnp.int32)
             return (nxt, state), nxt
 
-        _, ids = jax.lax.scan(body, (jnp.asarray(start_id, jnp.int32), state),
+        _, ids = jax.lax.scan(body, (jnp.asarray(prompt[-1], jnp.int32), state),
                               jax.random.split(key, sample_size - 1))
         return ids
 
-    return [int(start_id)] + [int(i) for i in np.asarray(run(params, state, key))]
+    return prompt + [int(i) for i in np.asarray(run(params, state, key))]

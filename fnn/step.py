@@ -224,7 +224,9 @@ def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = N
 
     Runs `model.apply` (eval mode) in batches of `batch_size` under one `lax.scan`; the last batch
     is padded and the padding masked out. Scores (N, ..., C) with labels (N, ...) or one-hot: the
-    loss and accuracy average over every position. With a `mesh` (`fnn.parallel`), each batch is
+    loss and accuracy average over every position. A model with its own ``evaluate`` (a seq2seq
+    model's exact match of greedy answers, `fnn.models.Model`) gives each sample's loss and
+    correctness instead, which are averaged the same way. With a `mesh` (`fnn.parallel`), each batch is
     split over its ``"batch"`` axis (the batch grows to a multiple of the devices, padded).
 
     Called eagerly, `evaluate` first checks its data on the host (`fnn._checks.check_set`: x finite,
@@ -247,18 +249,13 @@ def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = N
 
         def body(totals, inputs):
             xi, ti, mi = parallel.shard_batch(inputs, mesh)
-            scores, _ = model.apply(params, state, xi, train=False)
-            logp = F.log_softmax(scores.astype(jnp.float32) if scores.dtype.itemsize < 4 else scores)
-            one_hot = ti.shape == scores.shape
-            nll = -jnp.sum(ti * logp, -1) if one_hot else -jnp.take_along_axis(
-                logp, ti[..., None], axis=-1)[..., 0]
-            labels = jnp.argmax(ti, -1) if one_hot else ti
-            correct = (jnp.argmax(scores, -1) == labels).astype(logp.dtype)
-            per_sample = nll.reshape(B, -1).mean(1), correct.reshape(B, -1).mean(1)
+            per_sample = (_per_sample(model, params, state, xi, ti) if model.evaluate is None
+                          else model.evaluate(params, state, xi, ti))
             return (totals[0] + jnp.sum(per_sample[0] * mi),
                     totals[1] + jnp.sum(per_sample[1] * mi)), None
 
-        zero = jnp.zeros((), jnp.result_type(x.dtype, jnp.float32))
+        zero = jnp.zeros((), jnp.result_type(x.dtype, jnp.float32) if model.evaluate is None else
+                         jax.eval_shape(model.evaluate, params, state, xb[0], tb[0])[0].dtype)
         (loss_sum, correct_sum), _ = jax.lax.scan(body, (zero, zero), (xb, tb, mask))
         return {"loss": loss_sum / N, "accuracy": correct_sum / N}
 
@@ -268,8 +265,24 @@ def make_evaluate(model: Model, *, batch_size: int = 1000, mesh: Mesh | None = N
 
     def checked(params: Params, state: State, x: Array, t: Array) -> dict[str, Array]:
         xs = jax.ShapeDtypeStruct(jnp.shape(x), jax.dtypes.canonicalize_dtype(jnp.result_type(x)))
-        scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], params, state, xs)
-        check_set("evaluate", "", x, t, scores)
+        if model.evaluate is not None:  # the model's own rule checks x's and t's shapes: trace it
+            check_set("evaluate", "", x, t, ids=True)
+            jax.eval_shape(model.evaluate, params, state, xs, t)
+        else:
+            scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], params, state, xs)
+            check_set("evaluate", "", x, t, scores)
         return program(params, state, x, t)
 
     return checked
+
+
+def _per_sample(model: Model, params: Params, state: State, x: Array, t: Array) -> tuple[Array, Array]:
+    """A classifier's ``(loss (B,), correct (B,))``: cross-entropy and argmax == label of
+    `model.apply`'s scores, averaged over every position of a sample."""
+    scores, _ = model.apply(params, state, x, train=False)
+    logp = F.log_softmax(scores.astype(jnp.float32) if scores.dtype.itemsize < 4 else scores)
+    one_hot = t.shape == scores.shape
+    nll = -jnp.sum(t * logp, -1) if one_hot else -jnp.take_along_axis(logp, t[..., None], axis=-1)[..., 0]
+    labels = jnp.argmax(t, -1) if one_hot else t
+    correct = (jnp.argmax(scores, -1) == labels).astype(logp.dtype)
+    return nll.reshape(x.shape[0], -1).mean(1), correct.reshape(x.shape[0], -1).mean(1)

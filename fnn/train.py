@@ -119,7 +119,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
         damaged checkpoints, or more progress than `epochs`/`steps` asks for.
       fnn.files.FolderLockedError: another process is writing into the checkpoint folder.
     """
-    (x, t), test = _check_data(data)
+    (x, t), test = _check_data(data, ids=model.evaluate is not None)
     steps, batch_size, eval_batch_size, checkpoints = _check_arguments(
         x.shape[0], grad=grad, batch_size=batch_size, epochs=epochs, steps=steps, key=key,
         eval_batch_size=eval_batch_size, checkpoints=checkpoints, train_state=train_state)
@@ -178,8 +178,9 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_data(data):
-    """``((x_train, t_train), (x_test, t_test))`` with shapes and dtypes checked (values: `_check_values`)."""
+def _check_data(data, ids: bool = False):
+    """``((x_train, t_train), (x_test, t_test))`` with shapes and dtypes checked (values: `_check_values`);
+    with `ids`, x holds integer ids (a model with its own ``evaluate``: seq2seq)."""
     def describe(d):
         if isinstance(d, (tuple, list)):
             return f"a {type(d).__name__} of {len(d)} ({', '.join(describe(e) for e in d)})"
@@ -189,21 +190,30 @@ def _check_data(data):
     if not ok:
         raise TypeError(f"fit: data is {describe(data)}, expected ((x_train, t_train), (x_test, t_test))")
     for name, (x, t) in zip(("train", "test"), data, strict=True):
-        check_data("fit", name, x, t)
+        check_data("fit", name, x, t, ids=ids)
     return tuple(tuple(d) for d in data)
 
 
 def _check_values(model: Model, template: TrainState, sets: dict) -> tuple:
     """Each set's values, checked once on the host in their own dtypes (`check_set`: finite x, labels
-    that fit the model's scores, raw pixels), then cast to jax arrays."""
+    that fit the model's scores, raw pixels), then cast to jax arrays. A model with its own
+    ``evaluate`` (seq2seq: x holds ids) checks x's and t's shapes itself: fit traces that."""
     out = []
     for name, (x, t) in sets.items():
         xs = jax.ShapeDtypeStruct(x.shape, jax.dtypes.canonicalize_dtype(x.dtype))
+        ts = jax.ShapeDtypeStruct(t.shape, jax.dtypes.canonicalize_dtype(t.dtype))
         try:
-            scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], template.params, template.state, xs)
+            if model.evaluate is not None:
+                jax.eval_shape(model.evaluate, template.params, template.state, xs, ts)
+            else:
+                scores = jax.eval_shape(lambda p, s, xi: model.apply(p, s, xi)[0], template.params,
+                                        template.state, xs)
         except (ValueError, TypeError) as e:  # the model refuses x's shape or dtype: say which set
             raise type(e)(f"fit ({name} data): {e}") from None
-        check_set("fit", name, x, t, scores)
+        if model.evaluate is not None:
+            check_set("fit", name, x, t, ids=True)
+        else:
+            check_set("fit", name, x, t, scores)
         out.append((jnp.asarray(x), jnp.asarray(t)))
     return tuple(out)
 

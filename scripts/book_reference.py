@@ -697,6 +697,58 @@ def dlfs2_models(rec: Record, root: Path, TL) -> None:
              loss_test=(loss_test, "forward(xs2, ts2, train_flg=False)"))
 
 
+def _seq2seq_weights(rng, V, D, H, lstm_in, affine_in):
+    """Float32-representable weights in the book's Seq2seq params order: encoder embed W, Wx, Wh, b;
+    decoder embed W, Wx, Wh, b, affine W, b."""
+    def lstm(d):
+        return [f32(rng.randn(d, 4 * H) * 2 / np.sqrt(d)), f32(rng.randn(H, 4 * H) * 2 / np.sqrt(H)),
+                f32(rng.randn(4 * H) * 0.3)]
+    return ([f32(rng.randn(V, D)), *lstm(D), f32(rng.randn(V, D)), *lstm(lstm_in),
+             f32(rng.randn(affine_in, V) * 3 / np.sqrt(affine_in)), f32(rng.randn(V) * 0.1)])
+
+
+def dlfs2_seq2seq(rec: Record, root: Path) -> None:
+    """Seq2seq, PeekySeq2seq (ch07) and AttentionSeq2seq (ch08): loss, backward, greedy generation."""
+    sys.path.insert(0, str(root / "ch07"))  # peeky_seq2seq.py imports `seq2seq` from its folder
+    try:
+        seq = load_file(root, "ch07/seq2seq.py")
+        peeky = load_file(root, "ch07/peeky_seq2seq.py")
+        attention = load_file(root, "ch08/attention_seq2seq.py")
+    finally:
+        for name in [n for n in sys.modules if n in ("seq2seq", "ch07.seq2seq", "ch08.attention_layer")]:
+            del sys.modules[name]
+    rng = np.random.RandomState(7)
+    N, T_q, T_a, V, D, H = 3, 5, 4, 8, 3, 4
+    for case, cls, lstm_in, affine_in in (("Seq2seq", seq.Seq2seq, D, H),
+                                          ("PeekySeq2seq", peeky.PeekySeq2seq, H + D, 2 * H),
+                                          ("AttentionSeq2seq", attention.AttentionSeq2seq, D, 2 * H)):
+        model = cls(V, D, H)
+        weights = _seq2seq_weights(rng, V, D, H, lstm_in, affine_in)
+        values = iter(weights)
+        for layer in (model.encoder.embed, model.encoder.lstm, model.decoder.embed, model.decoder.lstm,
+                      model.decoder.affine):  # float64 copies in place of the float32 weights
+            layer.params[:] = [np.array(next(values)) for _ in layer.params]
+            layer.grads[:] = [np.zeros_like(p) for p in layer.params]
+            if hasattr(layer, "W"):
+                layer.W = layer.params[0]
+        model.params = model.encoder.params = model.encoder.embed.params + model.encoder.lstm.params
+        model.params = model.params + [p for layer in (model.decoder.embed, model.decoder.lstm,
+                                                       model.decoder.affine) for p in layer.params]
+        grads = [layer.grads for layer in (model.encoder.embed, model.encoder.lstm, model.decoder.embed,
+                                           model.decoder.lstm, model.decoder.affine)]
+        xs, ts = rng.randint(0, V, (N, T_q)), rng.randint(0, V, (N, T_a))
+        loss = model.forward(xs, ts)
+        model.backward()
+        generated = np.array([model.generate(xs[[n]], int(ts[n, 0]), T_a - 1) for n in range(N)])
+        rec.case(f"dlfs2/{case}", f"DLFS2 {'ch08/attention_seq2seq.py' if 'Att' in case else 'ch07'} {case}",
+                 f"{case}(V={V}, D={D}, H={H}) with the given weights: forward(xs, ts) (loss), backward(), "
+                 f"then generate(xs[[n]], ts[n, 0], {T_a - 1}) for each question n",
+                 **{f"param{i}": (w, f"params[{i}]") for i, w in enumerate(weights)},
+                 xs=(xs, "questions"), ts=(ts, "answers, the start id first"), loss=(loss, "forward(xs, ts)"),
+                 **{f"grad{i}": (g, f"grads[{i}]") for i, g in enumerate(g for gs in grads for g in gs)},
+                 generated=(generated, "greedy answers, one row a question"))
+
+
 def run_dlfs2(rec: Record, repo: Path) -> None:
     with book_code(repo) as root:
         os.environ.setdefault("MPLBACKEND", "Agg")  # common/trainer.py imports pyplot
@@ -705,6 +757,8 @@ def run_dlfs2(rec: Record, repo: Path) -> None:
         TL.np = Float64Numpy()  # before the models import it (their `np` is time_layers')
         dlfs2_layers(rec, TL)
         dlfs2_models(rec, root, TL)
+        TL.np = Float64Numpy()
+        dlfs2_seq2seq(rec, root)
     for name, a in rec.arrays.items():
         if a.dtype == np.float32 and not name.startswith("dlfs2/Rnnlm_float32/"):
             raise AssertionError(f"{name} is float32: the float64 patch missed a buffer")

@@ -40,7 +40,7 @@ from fnn import layers as FL
 from fnn.layers.dropout import dropout
 from fnn.layers.normalization import batch_norm
 from fnn.layers.pooling import pooling
-from fnn.models import cnn, mlp, rnnlm
+from fnn.models import attention_seq2seq, cnn, mlp, rnnlm, seq2seq
 
 REFERENCE = Path(__file__).parent / "reference" / "book_reference.npz"
 META = json.loads(REFERENCE.with_suffix(".json").read_text())
@@ -588,6 +588,34 @@ def test_better_rnnlm(monkeypatch):
     scores, _ = jit(lambda p: model.apply(p, state, jnp.asarray(c.xs2), train=False))(params)
     loss_test, _ = FL.time_softmax_with_loss.forward({}, scores, jnp.asarray(c.ts2))
     assert float(loss_test) == pytest.approx(float(c.loss_test), rel=RTOL)
+
+
+# ================================================================================================
+# DLFS2 ch07/seq2seq.py, ch07/peeky_seq2seq.py, ch08/attention_seq2seq.py
+# ================================================================================================
+
+SEQ2SEQ_NETS = {"Seq2seq": seq2seq.SEQ2SEQ, "PeekySeq2seq": seq2seq.PEEKY,
+                "AttentionSeq2seq": attention_seq2seq.ATTENTION}
+
+
+@compares(*(f"dlfs2/{name}" for name in SEQ2SEQ_NETS))
+@pytest.mark.parametrize("name", list(SEQ2SEQ_NETS))
+def test_seq2seq(name):
+    """The book's weights order is fnn's leaf order; loss, gradients (manual_grad and jax.grad) and
+    the greedy answers of generate."""
+    c, nets = case(f"dlfs2/{name}"), SEQ2SEQ_NETS[name]
+    params = seq2seq.from_book_params([c[f"param{i}"] for i in range(10)], dtype=F64)
+    xs, ts = jnp.asarray(c.xs), jnp.asarray(c.ts)
+    value, grads = jit(lambda p: seq2seq.manual_grad(p, xs, ts, nets))(params)
+    auto = jit(jax.grad(lambda p: seq2seq.loss(p, xs, ts, nets)))(params)
+    assert float(value) == pytest.approx(float(c.loss), rel=RTOL)
+    book = seq2seq.from_book_params([c[f"grad{i}"] for i in range(10)], dtype=F64)
+    for what, g in (("manual_grad", grads), ("jax.grad", auto)):
+        for (path, mine), theirs in zip(jax.tree_util.tree_leaves_with_path(g), jax.tree_util.tree_leaves(book),
+                                        strict=True):
+            check(mine, theirs, f"{what} {jax.tree_util.keystr(path)}")
+    ids, _ = seq2seq.generate(params, xs, ts[:, 0], ts.shape[1] - 1, nets)
+    np.testing.assert_array_equal(ids, c.generated)
 
 
 def test_every_recorded_case_is_compared():

@@ -86,3 +86,28 @@ def test_generate_skips_ids_and_is_deterministic():
     ids = lm.generate(model, params, 2, jax.random.key(1), sample_size=30, skip_ids=[0, 5])
     assert len(ids) == 30 and ids[0] == 2 and not {0, 5} & set(ids[1:])
     assert ids == lm.generate(model, params, 2, jax.random.key(1), sample_size=30, skip_ids=[0, 5])
+
+
+@pytest.mark.parametrize("make", [lambda: rnnlm.rnnlm(9, 5, 6), lambda: rnnlm.better_rnnlm(9, 6, 6)],
+                         ids=["Rnnlm", "BetterRnnlm"])
+def test_generate_from_a_prompt_reads_it_word_by_word_first(make):
+    """A prompt (DLFS2 §7.1.2's "the meaning of life is") is read as the book reads it, one
+    ``predict`` a word; sampling then starts from its last word with the state it left."""
+    model = make()
+    params, _ = model.init(jax.random.key(0))
+    leaves, tree = jax.tree_util.tree_flatten(params)  # weights of order 1: each word moves the state
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    params = tree.unflatten([jax.random.normal(k, w.shape, w.dtype) for k, w in zip(keys, leaves, strict=True)])
+    prompt, key = [3, 1, 4, 1], jax.random.key(5)
+    state = lm.initial_state(model, params, 1)
+    for word in prompt[:-1]:
+        _, state = model.apply(params, state, jnp.full((1, 1), word, jnp.int32), train=False)
+    ids = lm.generate(model, params, prompt, key, sample_size=12, skip_ids=[0])
+    assert len(ids) == len(prompt) - 1 + 12 and ids[:4] == prompt and 0 not in ids[4:]
+    assert ids[3:] == lm.generate(model, params, prompt[-1], key, sample_size=12, skip_ids=[0], state=state)
+    assert lm.generate(model, params, [7], key, sample_size=5) == lm.generate(model, params, 7, key, sample_size=5)
+    assert ids[3:] != lm.generate(model, params, prompt[-1], key, sample_size=12, skip_ids=[0])  # the prompt matters
+    with pytest.raises(ValueError, match=r"generate: start_id holds the id 9.*first at start_id\[1\]"):
+        lm.generate(model, params, [1, 9], key)
+    with pytest.raises(ValueError, match="generate: start_id is an empty prompt"):
+        lm.generate(model, params, [], key)

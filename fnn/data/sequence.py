@@ -162,7 +162,7 @@ def _char_ids(lines: list[str]) -> tuple[np.ndarray, dict[str, int]]:
 
 
 def load_sequence(name_or_path: str | os.PathLike = "addition", seed: int | None = 1984, *,
-                  download: bool = True, verify: bool = True) -> SequenceData:
+                  reverse: bool = False, download: bool = True, verify: bool = True) -> SequenceData:
     """The book's ``sequence.load_data(file_name, seed)`` and ``get_vocab()`` (DLFS2 §7.2.4, §8.3.1).
 
     Args:
@@ -171,6 +171,8 @@ def load_sequence(name_or_path: str | os.PathLike = "addition", seed: int | None
         format (such as one written by `addition_problems` or `date_problems`).
       seed: the shuffle's seed, the book's default 1984. ``None`` shuffles without a seed (as the book
         does: a different order each time).
+      reverse: reverse every question, the book's ``x_train[:, ::-1]`` (the reversed input of
+        DLFS2 §7.4.1; its ``eval_seq2seq`` reverses a question back to print it).
       download: fetch a missing book file (else raise `DataNotFoundError`).
       verify: check a book file found on disk against its sha256 (``False`` reads a file of one's
         own saved under the book's name; a path is a file of one's own and is never checked).
@@ -192,6 +194,8 @@ def load_sequence(name_or_path: str | os.PathLike = "addition", seed: int | None
     ids = ids[order]
     split = len(ids) - len(ids) // 10
     x, t = ids[:, :q_len], ids[:, q_len:]
+    if reverse:
+        x = np.ascontiguousarray(x[:, ::-1])
     return SequenceData((x[:split], t[:split]), (x[split:], t[split:]), char_to_id,
                         {i: c for c, i in char_to_id.items()})
 

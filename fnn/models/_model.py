@@ -23,6 +23,7 @@ class Model(NamedTuple):
         loss(params, state, x, t, *, key=None)             -> (loss, state)          # training mode
         manual_grad(params, state, x, t, *, key=None)      -> (loss, grads, state)   # the book's backprop
         name                                               a label for progress bars and results
+        evaluate(params, state, x, t)  -> (loss (N,), correct (N,))   # optional, default None
 
     * ``params``: the trained arrays, a pytree with the book's names (``{"W1": ..., "b1": ...}``).
       ``grads`` has the same structure.
@@ -37,6 +38,13 @@ class Model(NamedTuple):
     layers' hand-written backward passes (``grad="manual"``) and must give the same loss and
     gradients (in float64, to a relative error below 1e-6). Both run in training mode; ``apply``
     with ``train=False`` is the book's ``predict``.
+
+    ``evaluate`` (optional) is a model's own evaluation rule, per sample: ``loss`` and ``correct``
+    (1.0 right, 0.0 wrong) of each of the N samples of a batch. `fnn.step.make_evaluate` (hence
+    `fnn.train.fit`) averages them instead of comparing ``apply``'s scores with labels; a seq2seq
+    model's is the book's ``eval_seq2seq`` (DLFS2 §7.3.4): an answer is right when its greedy
+    decoding is right in every character. None (the default): the classifier's rule, argmax of the
+    scores against the labels.
 
     The modules' plain functions (``mlp.init(key, 784, [50], 10) -> params``, ``mlp.apply(params,
     x)``) take the hyper-parameters as arguments and no state; the fields of a `Model` have them
@@ -56,6 +64,7 @@ class Model(NamedTuple):
     loss: Callable[..., tuple[Array, State]]
     manual_grad: Callable[..., tuple[Array, Params, State]]
     name: str = "model"
+    evaluate: Callable[..., tuple[Array, Array]] | None = None
 
 
 Model.init.__doc__ = "init(key) -> (params, state): fresh parameters and the initial model state."
@@ -66,6 +75,9 @@ Model.loss.__doc__ = ("loss(params, state, x, t, *, key=None) -> (loss, state): 
 Model.manual_grad.__doc__ = ("manual_grad(params, state, x, t, *, key=None) -> (loss, grads, state): "
                              "the loss and its gradient by the book's backprop.")
 Model.name.__doc__ = "A label for progress bars, logs and result.json."
+Model.evaluate.__doc__ = ("evaluate(params, state, x, t) -> (loss (N,), correct (N,)) per sample, or None: "
+                          "the model's own evaluation rule, which make_evaluate averages (None: argmax of "
+                          "apply's scores against the labels).")
 Model.__module__ = "fnn.models"  # where users import it from
 
 
