@@ -37,6 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from fnn import cli
 from fnn import perceptron as P
 from fnn.files import write_atomic
 from fnn.multi import fit_many
@@ -46,19 +47,11 @@ from fnn.multi import fit_many
 # ---------------------------------------------------------------------------------------------
 
 
-def parser(name: str, doc: str | None) -> argparse.ArgumentParser:
-    """An argument parser with the options every experiment has; selects matplotlib's Agg backend."""
+def parser(name: str, doc: str | None, options: dict | None = None) -> argparse.ArgumentParser:
+    """The experiment's argument parser (`fnn.cli.parser`): the options every experiment has, then
+    `options` (its ``OPTIONS``), and --quick's measured time; selects matplotlib's Agg backend."""
     matplotlib.use("Agg")  # experiments write files; they never open windows
-    p = argparse.ArgumentParser(prog=f"fnn run {name}", description=(doc or "").split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="seconds on the embedded digits instead of the full data set")
-    p.add_argument("--seed", type=int, default=0, help="the random seed (default 0)")
-    p.add_argument("--out", type=Path, default=None,
-                   help=f"output folder (default results/{name})")
-    p.add_argument("--no-progress", dest="progress", action="store_false",
-                   help="no progress bars")
-    return p
+    return cli.parser(name, doc, options, quick_seconds=cli.quick_time(Path(__file__).parent, name))
 
 
 def output_dir(args: argparse.Namespace, name: str) -> Path:
