@@ -30,6 +30,7 @@ from fnn import data
 from fnn_experiments import _common as ex
 
 NAME = "ch1_matplotlib"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 # The values the book prints in §1.5 (its inputs are in `numpy_tour`).
 BOOK = {"x + y": [3.0, 6.0, 9.0], "x - y": [-1.0, -2.0, -3.0], "x * y": [2.0, 8.0, 18.0],
         "x / y": [0.5, 0.5, 0.5], "x / 2.0": [0.5, 1.0, 1.5],
@@ -59,7 +60,7 @@ def numpy_tour() -> dict:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:

@@ -20,12 +20,13 @@ from fnn import perceptron as P
 from fnn_experiments import _common as ex
 
 NAME = "ch2_xor"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 # The book's truth table of the two-layer XOR (Fig. 2-12): x1, x2, s1, s2, y.
 BOOK_TABLE = [[0, 0, 1, 0, 0], [1, 0, 1, 1, 1], [0, 1, 1, 1, 1], [1, 1, 0, 1, 0]]
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer:

@@ -41,8 +41,13 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch6_batch_norm_gradient_check"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--samples": {"type": "int", "default": 10, "help": "the second check's batch (default 10)"},
+    "--coordinates": {"type": "int", "default": 300,  # per parameter, perturbed by the numerical gradient
+                      "help": "coordinates of every parameter the numerical gradient perturbs (default 300; "
+                              "0: all, as the book)"},
+}
 H = 1e-4  # the book's numerical_gradient step
-SAMPLE = 300  # coordinates per parameter the numerical gradient perturbs
 NAMES = ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"]  # the book's order
 BOOK = {"W1": 0.0, "b1": 0.0, "gamma1": 0.0, "beta1": 0.0, "W2": 0.0, "b2": 0.0, "gamma2": 0.0,
         "beta2": 0.05629097639991976, "W3": 0.0, "b3": 1.7990357854824612e-07}  # notebooks/ch06.ipynb
@@ -61,11 +66,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--samples", type=int, default=10, help="the second check's batch (default 10)")
-    p.add_argument("--coordinates", type=int, default=SAMPLE,
-                   help=f"coordinates of every parameter the numerical gradient perturbs (default {SAMPLE}; "
-                        f"0: all, as the book)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     (x_train, t_train), _ = ex.load_data(args, quick="digits")

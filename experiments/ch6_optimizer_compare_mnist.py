@@ -31,6 +31,9 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch6_optimizer_compare_mnist"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--seeds": {"type": "int", "default": 1, "help": "networks per optimizer, trained at once"},
+}
 SLOW = True  # seven optimizers x 300 steps of a 784-100x4-10 net, and their evaluations: ~50 CPU-seconds in quick mode
 SETTINGS = {"SGD": ("sgd", {"learning_rate": 0.01}),
             "Momentum": ("momentum", {"learning_rate": 0.01, "momentum": 0.9}),
@@ -50,8 +53,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--seeds", type=int, default=1, help="networks per optimizer, trained at once")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     data, config = ex.setup(args)

@@ -47,6 +47,10 @@ from fnn.multi import fit_many, index
 from fnn_experiments import _common as ex
 
 NAME = "ch6_overfit"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--epochs": {"type": "int", "default": None,
+                 "help": "epochs without / with dropout (default 201 / 301, the book's)"},
+}
 SLOW = True  # quick mode: 703 epochs of 784-100x6-10 nets and their evaluations, ~30 CPU-seconds
 TRAIN_SIZE, BATCH, LR, WEIGHT_DECAY, DROP_RATE = 300, 100, 0.01, 0.1, 0.2
 QUICK_NOISE, LAST = 0.15, 10  # quick mode's pixel noise; the gap is averaged over the LAST epochs
@@ -74,9 +78,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--epochs", type=int, default=None,
-                   help="epochs without / with dropout (default 201 / 301, the book's)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     (x_train, t_train), test = ex.load_data(args)

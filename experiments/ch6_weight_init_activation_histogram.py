@@ -39,6 +39,7 @@ from fnn import init as initializers
 from fnn_experiments import _common as ex
 
 NAME = "ch6_weight_init_activation_histogram"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 N, NODES, LAYERS, BINS = 1000, 100, 5, 30
 INITS = {"std=1": 1.0, "std=0.01": 0.01, "Xavier": "xavier", "He": "he"}
 ACTIVATIONS = {"sigmoid": F.sigmoid, "tanh": F.tanh, "relu": F.relu}
@@ -110,7 +111,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    args = ex.parser(NAME, __doc__).parse_args(argv)
+    args = ex.parser(NAME, __doc__, OPTIONS).parse_args(argv)
     out = ex.output_dir(args, NAME)
     key = jax.random.key(args.seed)
     with ex.Timer() as timer:

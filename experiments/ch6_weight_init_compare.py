@@ -36,6 +36,9 @@ from fnn.models import mlp
 from fnn_experiments import _common as ex
 
 NAME = "ch6_weight_init_compare"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--seeds": {"type": "int", "default": 1, "help": "networks per initialiser, trained at once"},
+}
 INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he", "zeros": "zeros"}  # zeros drawn last, on top
 HIDDEN = ("W1", "W2", "W3", "W4")  # the weights into the four hidden layers
 
@@ -57,8 +60,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--seeds", type=int, default=1, help="networks per initialiser, trained at once")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     data, config = ex.setup(args)

@@ -34,6 +34,7 @@ from fnn.models import cnn
 from fnn_experiments import _common as ex
 
 NAME = "ch7_gradient_check"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 NAMES = ["W1", "b1", "W2", "b2", "W3", "b3"]
 BOOK = {"W1": 1.6044497179764736e-06, "b1": 2.939873711587367e-06, "W2": 5.008540813417003e-11,
         "b2": 3.7115586000446842e-09, "W3": 9.675087890977053e-11, "b3": 1.799112866823771e-07}
@@ -54,7 +55,7 @@ def LESSON(result: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer, jax.enable_x64(True):

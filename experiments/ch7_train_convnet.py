@@ -34,11 +34,15 @@ import numpy as np
 
 from fnn.models import cnn, mlp
 from fnn.optim import adam
-from fnn.step import GRADS
 from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "ch7_train_convnet"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
+               "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
+    "--epochs": {"type": "int", "default": None, "help": "default 20, or 15 with --quick"},
+}
 SLOW = True  # a CNN and an MLP, QUICK_EPOCHS epochs each: ~40 CPU-seconds in quick mode
 QUICK_SHIFT, QUICK_EPOCHS = 4, 20
 
@@ -71,10 +75,7 @@ def plot_filters(before: np.ndarray, after: np.ndarray, title: str) -> plt.Figur
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--grad", choices=GRADS, default="manual",
-                   help="gradient path: the book's backprop (manual) or jax.grad (autodiff)")
-    p.add_argument("--epochs", type=int, default=None, help="default 20, or 15 with --quick")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
 

@@ -25,14 +25,16 @@ from fnn.data.sequence import addition_problems, load_sequence
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch7_show_addition_dataset"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--problems": {"type": "int", "default": 5000, "help": "generated problems (--quick)"},
+}
 BOOK = {"x_train_shape": [45000, 7], "t_train_shape": [45000, 5], "x_test_shape": [5000, 7],
         "t_test_shape": [5000, 5], "x_train[0]": [3, 0, 2, 0, 0, 11, 5], "t_train[0]": [6, 0, 11, 7, 5]}
 SHOWN = 8  # training problems drawn as id grids
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--problems", type=int, default=5000, help="generated problems (--quick)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     with ex.Timer() as timer, tempfile.TemporaryDirectory() as tmp:

@@ -33,11 +33,17 @@ import optax
 from fnn import optim
 from fnn.data.sequence import addition_problems, load_sequence
 from fnn.models import seq2seq as S
-from fnn.step import GRADS
 from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch7_train_seq2seq"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual"},
+    "--epochs": {"type": "int", "default": None},
+    "--runs": {"nargs": "+", "choices": ["baseline", "reversed", "peeky_reversed"],  # RUNS
+               "default": ["baseline", "reversed", "peeky_reversed"],
+               "help": "which runs to train (default: all three)"},
+}
 SLOW = True  # quick mode: three seq2seq models compiled and trained, about 45 s of CPU
 BOOK = {"wordvec_size": 16, "hidden_size": 128, "batch_size": 128, "epochs": 25, "lr": 0.001, "max_grad": 5.0}
 QUICK = {**BOOK, "epochs": 6, "lr": 0.01, "problems": 5000, "max_digits": 2}
@@ -47,11 +53,7 @@ SHOWN = 10  # the book prints its first 10 test questions
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--grad", choices=GRADS, default="manual")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS),
-                   help="which runs to train (default: all three)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     cfg = dict(QUICK if args.quick else BOOK, grad=args.grad)

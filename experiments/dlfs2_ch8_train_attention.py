@@ -37,11 +37,16 @@ from fnn import optim
 from fnn.data.sequence import date_problems, load_sequence
 from fnn.models import attention_seq2seq as AS
 from fnn.models import seq2seq as S
-from fnn.step import GRADS
 from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch8_train_attention"
+OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
+    "--grad": {"choices": ["autodiff", "manual"], "default": "manual"},
+    "--epochs": {"type": "int", "default": None},
+    "--runs": {"nargs": "+", "choices": ["attention", "peeky", "baseline"], "default": None,  # RUNS
+               "help": "which models to train (default: all three; --quick: attention and baseline)"},
+}
 SLOW = True  # quick mode: three seq2seq models compiled and trained on 29-character questions
 BOOK = {"wordvec_size": 16, "hidden_size": 256, "batch_size": 128, "epochs": 10, "lr": 0.001, "max_grad": 5.0}
 QUICK = {**BOOK, "hidden_size": 128, "batch_size": 64, "epochs": 3, "lr": 0.01, "problems": 8000}
@@ -58,11 +63,7 @@ def _model(run: str, V: int, cfg: dict):
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
-    p.add_argument("--grad", choices=GRADS, default="manual")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--runs", nargs="+", choices=RUNS, default=None,
-                   help="which models to train (default: all three; --quick: attention and baseline)")
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     cfg = dict(QUICK if args.quick else BOOK, grad=args.grad, reversed=True)

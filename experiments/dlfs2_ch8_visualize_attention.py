@@ -36,13 +36,14 @@ from fnn.train import fit
 from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch8_visualize_attention"
+OPTIONS: dict = {}  # only the options every experiment has (fnn.cli.parser)
 SLOW = True  # quick mode trains an AttentionSeq2seq first (about 40 s of CPU)
 BOOK = {"wordvec_size": 16, "hidden_size": 256, "examples": 5, "seed": 1984}
 QUICK = {**BOOK, "hidden_size": 128, "batch_size": 64, "epochs": 3, "lr": 0.01, "max_grad": 5.0, "problems": 8000}
 
 
 def main(argv=None) -> dict:
-    p = ex.parser(NAME, __doc__)
+    p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
     cfg = dict(QUICK if args.quick else BOOK)

@@ -1,6 +1,7 @@
 """The `fnn` command answers listing, help and argument mistakes without importing JAX or an
 experiment; known errors end in one line on stderr (the traceback only with --debug)."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -126,3 +127,20 @@ def test_quick_help_states_the_measured_time(tmp_path):
     assert cli.quick_time(tmp_path, "c") is None
     help_text = cli.parser("a", "doc", {}, quick_seconds=cli.quick_time(tmp_path, "a")).format_help()
     assert "about 12 s on 2 CPU cores" in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize("name", list(index.files()))
+def test_every_experiment_declares_its_options_as_a_literal(name):
+    """``fnn run NAME --help`` answers before JAX loads only if `ast` can read NAME's OPTIONS and
+    its main adds no option of its own beside them."""
+    module, path = index.files()[name]
+    exp = index.read(name, module, path)
+    assert exp.options is not None, f"{path.name}: no literal OPTIONS dict (fnn.cli reads it with ast)"
+    help_text = cli.parser(name, exp.doc, exp.options).format_help()
+    assert all(flag in help_text for flag in exp.options), name
+    calls = [node for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
+    assert not [c for c in calls if c.func.attr == "add_argument"], f"{path.name}: options outside OPTIONS"
+    parsers = [c for c in calls if c.func.attr == "parser" and getattr(c.func.value, "id", None) == "ex"]
+    assert parsers and all(len(c.args) == 3 and getattr(c.args[2], "id", None) == "OPTIONS" for c in parsers), \
+        f"{path.name}: main should call ex.parser(NAME, __doc__, OPTIONS)"
