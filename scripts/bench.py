@@ -98,7 +98,8 @@ def _set_threads_from_argv(argv: list[str]) -> None:
             os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
-_set_threads_from_argv(sys.argv)
+if __name__ == "__main__":  # run as a script; imported (by the tests), it leaves the environment alone
+    _set_threads_from_argv(sys.argv)
 
 import numpy as np  # noqa: E402
 

@@ -128,6 +128,7 @@ def report(tmp_path_factory):
     # (the partitioning into devices and all-reduces is XLA's, before LLVM, so it is what it would be).
     flags = "--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0"
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}
+    env.pop("JAX_NUM_CPU_DEVICES", None)  # it would override the flag's device count
     proc = subprocess.run([sys.executable, str(tmp / "child.py"), str(tmp / "out.json"), str(tmp / "ckpt")],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -29,6 +29,8 @@ from fnn.models import seq2seq as S
 from fnn.models._model import Model, Params
 from fnn.models.runner import Node
 
+__all__ = ["ATTENTION", "attend", "decoder", "evaluate", "generate", "init", "loss", "manual_grad", "model"]
+
 # --------------------------------------------------------------------------------------------
 # The decoder's glue: TimeAttention, then the context concatenated with the decoder's states
 # --------------------------------------------------------------------------------------------

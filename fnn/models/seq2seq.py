@@ -48,6 +48,9 @@ from fnn.models import runner
 from fnn.models._model import Model, Params
 from fnn.models.runner import Node
 
+__all__ = ["Nets", "PEEKY", "SEQ2SEQ", "build", "decoder", "encoder", "evaluate", "from_book_params", "generate",
+           "init", "loss", "manual_grad", "model", "peek", "peeky_seq2seq", "seq2seq"]
+
 # --------------------------------------------------------------------------------------------
 # The peeky glue layer (DLFS2 §7.4.2)
 # --------------------------------------------------------------------------------------------
