@@ -163,7 +163,7 @@ def _guarded(prog: str, call: Callable[[], Any], *, debug: bool, quick: bool = T
     except Exception as err:
         if debug or not _known(err):
             raise
-        hint = "; --quick runs on embedded data, nothing to download" if (
+        hint = "\nOr try --quick: it runs on embedded data, nothing to download." if (
             not quick and _is_data_not_found(err)) else ""
         print(f"{prog}: {type(err).__name__}: {err}{hint}\n(--debug or FNN_DEBUG=1 shows the traceback)",
               file=sys.stderr)

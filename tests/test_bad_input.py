@@ -440,3 +440,16 @@ def test_cli_unknown_experiment(capsys):
     assert cli.main(["run", "ch5_train_neuralnett"]) == 2
     err = capsys.readouterr().err
     assert "no experiment named 'ch5_train_neuralnett'" in err and "did you mean" in err
+
+
+def test_cli_data_not_found_suggests_quick(capsys):
+    from fnn.data.download import DataNotFoundError
+
+    def missing():
+        raise DataNotFoundError("load_mnist: mnist data not found")
+
+    assert cli._guarded("fnn run ch5_train_neuralnet", missing, debug=False, quick=False) == 1
+    err = capsys.readouterr().err
+    assert "DataNotFoundError: load_mnist: mnist data not found\nOr try --quick:" in err and "Traceback" not in err
+    assert cli._guarded("fnn run x", missing, debug=False, quick=True) == 1  # already quick: no hint
+    assert "--quick" not in capsys.readouterr().err
