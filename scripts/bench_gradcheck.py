@@ -1,4 +1,4 @@
-"""Benchmark: `fnn.gradient.gradient_check` on two real models (issue 17, item 1).
+"""Benchmark: `fnn.gradient.gradient_check` on two real models.
 
     python scripts/bench_gradcheck.py [--repeats 3] [--only mlp,deep_convnet] [--in-process]
 

@@ -1,4 +1,4 @@
-"""Benchmark: K models in one vmapped program (`fnn.multi`) vs one model at a time (issue 8, item 3).
+"""Benchmark: K models in one vmapped program (`fnn.multi`) vs one model at a time.
 
     python scripts/bench_vmap.py [--models mlp,simple_convnet] [--grads manual,autodiff]
                                  [--k 16] [--steps 10] [--repeats 5] [--out results/bench_vmap] [--quick]
