@@ -41,6 +41,7 @@ from fnn import cli
 from fnn import perceptron as P
 from fnn.files import write_atomic
 from fnn.multi import fit_many
+from fnn.report import leaves as book_paths  # {"a.b": value}: the key paths of book and metrics
 
 # ---------------------------------------------------------------------------------------------
 # Every experiment
@@ -89,17 +90,6 @@ def _jsonable(x):
     return x
 
 
-def _book_leaves(book: dict, prefix: str = "") -> dict:
-    """``{"a.b": value}`` for every number or list of numbers in the nested dict `book`."""
-    leaves = {}
-    for key, value in book.items():
-        if isinstance(value, dict):
-            leaves.update(_book_leaves(value, f"{prefix}{key}."))
-        else:
-            leaves[f"{prefix}{key}"] = value
-    return leaves
-
-
 def _is_number(v) -> bool:
     return (isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
             and bool(np.isfinite(v)))
@@ -107,7 +97,7 @@ def _is_number(v) -> bool:
 
 def _check_book(book: dict, book_ref: dict | None) -> None:
     """The book's numbers are finite numbers or lists of them; `book_ref` names a section."""
-    leaves = _book_leaves(book)
+    leaves = book_paths(book)
     for key, value in leaves.items():
         values = np.asarray(value, dtype=object).ravel() if isinstance(value, (list, tuple)) else [value]
         if not len(values) or not all(_is_number(v) for v in values):

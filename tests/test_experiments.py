@@ -21,6 +21,7 @@ import pytest
 
 import fnn_experiments
 from fnn import cli
+from fnn.report import leaves
 from fnn_experiments import _common as ex
 
 EXPERIMENTS = cli.experiments()
@@ -58,17 +59,6 @@ BOOK_NUMBERS = {
     "dlfs2_ch6_better_rnnlm": ["test_perplexity"],
     "dlfs2_ch7_generate_text": ["book Rnnlm.pkl test_perplexity"],
 }
-
-
-def leaves(tree: dict, prefix: str = "") -> dict:
-    """``{"a.b": value}`` for the nested dict `tree` (the paths save_result's book_ref uses)."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def check_book(name: str, result: dict) -> None:
