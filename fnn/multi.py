@@ -298,12 +298,7 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
                 bar.update(hi - 1 - bar.n, loss=float(loss),
                            **{f"{k}_acc": float(ev[k]["accuracy"]) for k in names})
         train_states, history = jax.block_until_ready((ts, _history(out, names)))
-    t2 = time.perf_counter()
-    epoch = jnp.broadcast_to(jnp.arange(1, epochs + 1), (M, epochs))
-    history.update(epoch=epoch, step=epoch * S, seconds=t2 - t1, compile_seconds=t1 - t0)
-    if fit_form:
-        history["train_loss"] = history["step_loss"].reshape(M, epochs, S).mean(-1)
-    return train_states, history
+    return train_states, _with_epochs(history, M=M, S=S, epochs=epochs, fit_form=fit_form, t0=t0, t1=t1)
 
 
 def _fit_many_on(mesh, model, optimizer, keys, hparams, x, t, eval_data, *, M, S, fit_form, epochs, progress,
@@ -324,12 +319,18 @@ def _fit_many_on(mesh, model, optimizer, keys, hparams, x, t, eval_data, *, M, S
     with progress_bar(epochs, desc=desc, enabled=progress) as bar:
         train_states, history = jax.block_until_ready(compiled(*args))
         bar.update(epochs, loss=float(jnp.mean(history["step_loss"][:, -S:])))
+    return train_states, _with_epochs(history, M=M, S=S, epochs=epochs, fit_form=fit_form, t0=t0, t1=t1)
+
+
+def _with_epochs(history: dict, *, M: int, S: int, epochs: int, fit_form: bool, t0: float, t1: float) -> dict:
+    """`history` with `fit`'s epoch and step counters, the run and compile times (started at t0,
+    compiled at t1, ended now) and, in fit's form, the per-epoch mean training loss."""
     t2 = time.perf_counter()
     epoch = jnp.broadcast_to(jnp.arange(1, epochs + 1), (M, epochs))
     history.update(epoch=epoch, step=epoch * S, seconds=t2 - t1, compile_seconds=t1 - t0)
     if fit_form:
         history["train_loss"] = history["step_loss"].reshape(M, epochs, S).mean(-1)
-    return train_states, history
+    return history
 
 
 class EpochProgress:
