@@ -16,7 +16,8 @@ matplotlib's Agg backend, which `parser` selects: experiments write files, they 
 * DLFS1 ch6-7 (gradient checks of batch norm and SimpleConvNet): `three_gradients`,
   `gradient_table`, `plot_gradient_check`;
 * DLFS1 ch7-8 (CNNs on the quick digits): `moved_digits`;
-* DLFS2 ch5-7 (language models): `load_corpora`, `plot_ppl`, `load_params`.
+* DLFS2 ch5-7 (language models): `load_corpora`, `plot_ppl`, `load_params`, `save_lm`, `load_lm`,
+  `next_word_tv`, `plot_next_words`.
 """
 
 from __future__ import annotations
@@ -444,6 +445,84 @@ def load_params(path) -> dict:
             layer, name = key.split("/")
             params.setdefault(layer, {})[name] = f[key]
     return params
+
+
+LM_BUILDERS = ("better_rnnlm",)  # the models `save_lm` records and `load_lm` rebuilds
+
+
+def save_lm(folder: Path, params, *, model: str, **settings) -> Path:
+    """A trained language model's parameters as an `fnn.checkpoint` in `folder`, with the model's
+    name and settings (the `fnn.models.rnnlm` builder's arguments) that `load_lm` rebuilds it from."""
+    from fnn import checkpoint
+
+    if model not in LM_BUILDERS:
+        raise ValueError(f"save_lm: model {model!r}, expected one of {LM_BUILDERS}")
+    return checkpoint.save(folder, params, config={"model": model, **settings}, keep=1)
+
+
+def load_lm(folder: Path, name: str, writer: str):
+    """(model, params, settings) from the newest checkpoint `save_lm` wrote into `folder`. `name` is
+    the experiment asking and `writer` the one that writes `folder`: both are named when it is empty."""
+    from fnn import checkpoint
+    from fnn.models import rnnlm
+
+    ckpt = checkpoint.latest(folder) if Path(folder).is_dir() else None
+    if ckpt is None:
+        raise SystemExit(f"{name}: no trained model in {folder}, expected the parameters that "
+                         f"`fnn run {writer}` writes there (or --params naming another such folder)")
+    settings = dict(ckpt.meta["config"])
+    built = settings.pop("model", None)
+    if built not in LM_BUILDERS:
+        raise SystemExit(f"{name}: {ckpt.path} holds model {built!r}, expected one of {LM_BUILDERS}")
+    model = getattr(rnnlm, built)(**settings)
+    target = jax.eval_shape(lambda: model.init(jax.random.key(0))[0])
+    return model, checkpoint.restore(ckpt, target), {"model": built, **settings}
+
+
+def next_word_tv(ids, lang, banned=()) -> float:
+    """How far a text's next-word statistics are from a generated language's (`fnn.data.corpus`):
+    the total-variation distance between the text's next-word frequencies after each context (the
+    previous ``lang.order`` words) and ``P(w | context)``, averaged with the contexts' counts in the
+    text as weights. `banned` words (never generated) are taken out of P, which is renormalised."""
+    ids = np.asarray(ids)
+    V, k = lang.vocab_size, lang.order
+    P = np.array(lang.P, float)
+    P[:, list(banned)] = 0.0
+    P /= P.sum(1, keepdims=True)
+    ctx = np.zeros(len(ids) - k, np.int64)
+    for j in range(k):
+        ctx = ctx * V + ids[j:len(ids) - k + j]
+    counts = np.zeros_like(P)
+    np.add.at(counts, (ctx, ids[k:]), 1)
+    n = counts.sum(1)
+    seen = n > 0
+    emp = counts[seen] / n[seen, None]
+    return float(np.sum(n[seen] * 0.5 * np.abs(emp - P[seen]).sum(1)) / n.sum())
+
+
+def plot_next_words(ids, lang, id_to_word: dict, title: str) -> plt.Figure:
+    """Two heat maps: the generated language's P(next word | context) and a text's next-word
+    frequencies, for the 8 contexts commonest in the text."""
+    V, k = lang.vocab_size, lang.order
+    ids = np.asarray(ids)
+    ctx = np.zeros(len(ids) - k, np.int64)
+    for j in range(k):
+        ctx = ctx * V + ids[j:len(ids) - k + j]
+    top = np.argsort(-np.bincount(ctx, minlength=lang.P.shape[0]))[:8]
+    emp = np.stack([np.bincount(ids[k:][ctx == c], minlength=V) for c in top]).astype(float)
+    emp /= np.maximum(emp.sum(1, keepdims=True), 1)
+    names = [" ".join(id_to_word[(c // V ** (k - 1 - j)) % V] for j in range(k)) for c in top]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout="constrained")
+    for ax, mat, panel in ((axes[0], lang.P[top], "the language: P(next word | context)"),
+                           (axes[1], emp, f"the generated text ({len(ids):,} words): frequencies")):
+        im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set(xlabel="next word", title=panel, xticks=range(V), yticks=range(len(top)))
+        ax.set_xticklabels([id_to_word[w] for w in range(V)])
+    axes[0].set_yticklabels(names)
+    axes[0].set(ylabel=f"the 8 commonest contexts (previous {k} words)")
+    fig.colorbar(im, ax=axes, label="probability / frequency", shrink=0.9)
+    fig.suptitle(title)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ shorter schedule for 2 CPU cores: D = H = 200, 4 epochs (about 5,300 steps; roug
 2 cores). Quick mode (``--quick``): the generated order-2 Markov language (V = 10), D = H = 32,
 dropout 0.2, 8 epochs of 20,000 words, test perplexity beside the true one, well under a minute.
 
-Writes ``better_rnnlm.png`` (train perplexity, validation perplexity per epoch) and ``result.json``.
+Writes ``better_rnnlm.png`` (train perplexity, validation perplexity per epoch), ``result.json`` and
+``params/`` (the trained parameters as an `fnn.checkpoint`, with the model's settings), which
+``dlfs2_ch7_generate_better_text`` reads to generate text as the book's ch07 does.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def main(argv=None) -> dict:
                                 val_corpus=valid, lr_decay=4.0, reset_each_epoch=True,
                                 progress=args.progress, desc=NAME)
         test_ppl = lm.perplexity(model, ts.params, test)
+    ex.save_lm(out / "params", ts.params, model="better_rnnlm", vocab_size=V, wordvec_size=cfg["wordvec_size"],
+               hidden_size=cfg["hidden_size"], drop_rate=cfg["drop_rate"])
     metrics = {"test_perplexity": test_ppl, "val_perplexity": history["val_ppl"],
                "lr": history["lr"], "train_seconds": history["seconds"], **(truth or {})}
     fig = ex.plot_ppl(history, f"BetterRnnlm (D=H={cfg['hidden_size']}) on {data_name} (DLFS2 §6.5)",
@@ -85,7 +89,7 @@ def main(argv=None) -> dict:
     ref = f"true perplexity {truth['true_perplexity']:.2f}" if truth else "book: ~75 after 40 epochs"
     ex.report([f"test perplexity {test_ppl:.2f} ({ref}); validation per epoch "
                f"{[round(v, 2) for v in history['val_ppl']]}, lr {history['lr']}",
-               f"wrote {out} ({path.name})"])
+               f"wrote {out} ({path.name}, params/)"])
     return {"config": cfg, "metrics": metrics, "history": history}
 
 

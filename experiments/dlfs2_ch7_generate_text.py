@@ -24,7 +24,6 @@ text vs the language's; full: the test perplexities) and ``result.json``.
 from __future__ import annotations
 
 import jax
-import numpy as np
 import optax
 
 from fnn import lm
@@ -67,9 +66,9 @@ def main(argv=None) -> dict:
             metrics["test_perplexity"] = lm.perplexity(model, ts.params,
                                                        sample(lang, 5001, seed=args.seed + 200))
             metrics["true_perplexity"] = lang.perplexity
-            metrics["next_word_tv_distance"] = _bigram_tv(np.asarray(ids), lang)
+            metrics["next_word_tv_distance"] = ex.next_word_tv(ids, lang)
             # the same distance for text drawn from the language itself: what sampling noise alone gives
-            metrics["next_word_tv_distance_of_a_true_sample"] = _bigram_tv(
+            metrics["next_word_tv_distance_of_a_true_sample"] = ex.next_word_tv(
                 sample(lang, len(ids), seed=args.seed + 300), lang)
             start = id_to_word[int(corpus[0])]
         else:
@@ -124,42 +123,10 @@ def _figure(metrics: dict, ids, lang, id_to_word):
                title="language models scored as DLFS2's eval_perplexity (§6.4, §7.1)")
         ex.legend_below(ax, ncol=1)
         return fig
-    V, k = lang.vocab_size, lang.order
-    ids = np.asarray(ids)
-    ctx = np.zeros(len(ids) - k, np.int64)
-    for j in range(k):
-        ctx = ctx * V + ids[j:len(ids) - k + j]
-    top = np.argsort(-np.bincount(ctx, minlength=lang.P.shape[0]))[:8]  # the 8 commonest contexts
-    emp = np.stack([np.bincount(ids[k:][ctx == c], minlength=V) for c in top]).astype(float)
-    emp /= np.maximum(emp.sum(1, keepdims=True), 1)
-    names = [" ".join(id_to_word[(c // V ** (k - 1 - j)) % V] for j in range(k)) for c in top]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True, layout="constrained")
-    for ax, mat, title in ((axes[0], lang.P[top], "the language: P(next word | context)"),
-                           (axes[1], emp, f"the generated text ({len(ids):,} words): frequencies")):
-        im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        ax.set(xlabel="next word", title=title, xticks=range(V), yticks=range(len(top)))
-        ax.set_xticklabels([id_to_word[w] for w in range(V)])
-    axes[0].set_yticklabels(names)
-    axes[0].set(ylabel=f"the 8 commonest contexts (previous {k} words)")
-    fig.colorbar(im, ax=axes, label="probability / frequency", shrink=0.9)
-    fig.suptitle(f"Next-word distributions: total variation distance {metrics['next_word_tv_distance']:.3f} "
-                 f"(a sample of the language itself: {metrics['next_word_tv_distance_of_a_true_sample']:.3f})")
-    return fig
-
-
-def _bigram_tv(ids: np.ndarray, lang) -> float:
-    """Mean total-variation distance between the generated text's next-word frequencies and the
-    language's P(w | context), weighted by how often each context occurs in the text."""
-    V, k = lang.vocab_size, lang.order
-    ctx = np.zeros(len(ids) - k, np.int64)
-    for j in range(k):
-        ctx = ctx * V + ids[j:len(ids) - k + j]
-    counts = np.zeros_like(lang.P)
-    np.add.at(counts, (ctx, ids[k:]), 1)
-    n = counts.sum(1)
-    seen = n > 0
-    emp = counts[seen] / n[seen, None]
-    return float(np.sum(n[seen] * 0.5 * np.abs(emp - lang.P[seen]).sum(1)) / n.sum())
+    return ex.plot_next_words(
+        ids, lang, id_to_word, f"Next-word distributions: total variation distance "
+        f"{metrics['next_word_tv_distance']:.3f} (a sample of the language itself: "
+        f"{metrics['next_word_tv_distance_of_a_true_sample']:.3f})")
 
 
 if __name__ == "__main__":
