@@ -1,4 +1,4 @@
-"""Generate text with the trained BetterRnnlm, from a word and from a prompt (DLFS2 §7.1.3, ch07/generate_better_text.py).
+"""Generate text with the trained BetterRnnlm, from a word and a prompt (DLFS2 §7.1.3, ch07/generate_better_text.py).
 
 The book trains ``BetterRnnlm`` (ch06/train_better_rnnlm.py), saves its parameters, and in ch07
 loads them to write 100 words starting from "you", then, after resetting the state, reads the
