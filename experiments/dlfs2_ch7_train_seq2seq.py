@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     metrics = {"test_acc": {r: h["test_acc"][-1] for r, h in histories.items()},
                "test_acc_per_epoch": {r: h["test_acc"] for r, h in histories.items()},
                "train_acc": {r: h["train_acc"][-1] for r, h in histories.items()},
-               "seconds": seconds}
+               "seconds": seconds, "train_seconds": {r: h["seconds"] for r, h in histories.items()}}
     ex.save_figure(ex.seq2seq_figure(histories, answers, LABELS, "Seq2seq on addition: accuracy per epoch"),
                    out / "train_seq2seq.png")
     (out / "answers.txt").write_text(ex.seq2seq_printout(answers, LABELS), encoding="utf-8")

@@ -1,0 +1,26 @@
+"""scripts/time_experiments.py reads what the experiments write: its pairs name real experiments and
+result.json entries that they fill (the timing itself needs the books' checkouts and full data)."""
+
+import importlib
+import json
+
+from fnn import cli
+
+timing = importlib.import_module("scripts.time_experiments")
+
+
+def test_every_pair_names_an_experiment_and_a_book_script():
+    experiments = cli.experiments()
+    for name, options, paths, (book, script), note in timing.PAIRS:
+        assert all(o.startswith("--") or not o.startswith("-") for o in options)
+        assert name in experiments, name
+        assert book in ("book1", "book2") and script.endswith(".py") and note
+        assert paths and all(p.startswith("metrics.") for p in paths)
+
+
+def test_the_training_time_is_read_from_a_real_result(tmp_path):
+    assert cli.main(["run", "ch5_train_neuralnet", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    (paths,) = [p for name, _, p, _, _ in timing.PAIRS if name == "ch5_train_neuralnet"]
+    seconds = sum(timing._get(result, p) for p in paths)
+    assert 0 < seconds < result["seconds"]
