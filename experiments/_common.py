@@ -16,8 +16,8 @@ matplotlib's Agg backend, which `parser` selects: experiments write files, they 
 * DLFS1 ch6-7 (gradient checks of batch norm and SimpleConvNet): `three_gradients`,
   `gradient_table`, `plot_gradient_check`;
 * DLFS1 ch7-8 (CNNs on the quick digits): `moved_digits`;
-* DLFS2 ch5-7 (language models): `load_corpora`, `plot_ppl`, `load_params`, `save_lm`, `load_lm`,
-  `next_word_tv`, `plot_next_words`.
+* DLFS2 ch5-7 (language models): `simple_rnnlm_setting`, `load_corpora`, `plot_ppl`, `load_params`,
+  `save_lm`, `load_lm`, `next_word_tv`, `plot_next_words`.
 """
 
 from __future__ import annotations
@@ -417,6 +417,29 @@ def load_corpora(args, quick: dict):
 
     train, _, id_to_word = load_ptb("train")
     return train, load_ptb("valid")[0], load_ptb("test")[0], id_to_word, "PTB", None
+
+
+def simple_rnnlm_setting(args) -> tuple[dict, np.ndarray, object]:
+    """DLFS2 ch05's setting (train.py, train_custom_loop.py; §5.5.3-5.5.4): SimpleRnnlm D = H = 100,
+    batch 10, T = 5, SGD lr 0.1, 100 epochs on PTB's first 1,000 words (V = their max id + 1, as the
+    book); quick: 30 epochs on 5,000 words of the generated order-1 language. (config, corpus, the
+    generated language or None)."""
+    cfg = {"wordvec_size": 100, "hidden_size": 100, "batch_size": 10, "time_size": 5, "lr": 0.1,
+           "epochs": args.epochs or (30 if args.quick else 100), "grad": args.grad}
+    lang = None
+    if args.quick:
+        from fnn.data.corpus import generated_corpus
+
+        corpus, _, _, lang = generated_corpus(5000, vocab_size=10, order=1, seed=args.seed)
+        cfg["data"] = "generated order-1 Markov language, V=10, 5,000 words"
+    else:
+        from fnn.data.ptb import load_ptb
+
+        corpus = load_ptb("train")[0][:1000]
+        cfg["data"] = "PTB train, first 1,000 words"
+    corpus = np.asarray(corpus)
+    cfg["vocab_size"] = int(corpus.max()) + 1  # the book's vocab_size = max id + 1
+    return cfg, corpus, lang
 
 
 def plot_ppl(history: dict, title: str, ylim=None, true_ppl=None, *, test_ppl=None,

@@ -35,24 +35,15 @@ def main(argv=None) -> dict:
     p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
-    cfg = {"wordvec_size": 100, "hidden_size": 100, "batch_size": 10, "time_size": 5, "lr": 0.1,
-           "epochs": args.epochs or (30 if args.quick else 100), "grad": args.grad}
+    cfg, corpus, lang = ex.simple_rnnlm_setting(args)
+    V = cfg["vocab_size"]
     truth = {}
     if args.quick:
-        from fnn.data.corpus import generated_corpus, sample, true_perplexity
+        from fnn.data.corpus import sample, true_perplexity
 
-        corpus, _, _, lang = generated_corpus(5000, vocab_size=10, order=1, seed=args.seed)
         fresh = sample(lang, 5001, seed=args.seed + 1000)  # not the training sample (seed + 1)
         truth = {"true_perplexity": lang.perplexity,
                  "true_model_fresh_perplexity": true_perplexity(lang, fresh)}
-        cfg["data"] = "generated order-1 Markov language, V=10, 5,000 words"
-    else:
-        from fnn.data.ptb import load_ptb
-
-        corpus = load_ptb("train")[0][:1000]
-        cfg["data"] = "PTB train, first 1,000 words"
-    V = int(corpus.max()) + 1  # the book's vocab_size = max id + 1
-    cfg["vocab_size"] = V
     model = rnnlm.simple_rnnlm(V, cfg["wordvec_size"], cfg["hidden_size"])
     per_epoch = (len(corpus) - 1) // (cfg["batch_size"] * cfg["time_size"])
     with ex.Timer() as timer:

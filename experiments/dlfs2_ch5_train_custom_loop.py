@@ -85,21 +85,8 @@ def main(argv=None) -> dict:
     p = ex.parser(NAME, __doc__, OPTIONS)
     args = p.parse_args(argv)
     out = ex.output_dir(args, NAME)
-    cfg = {"wordvec_size": 100, "hidden_size": 100, "batch_size": 10, "time_size": 5, "lr": 0.1,
-           "epochs": args.epochs or (30 if args.quick else 100), "grad": args.grad}
-    if args.quick:
-        from fnn.data.corpus import generated_corpus
-
-        corpus = generated_corpus(5000, vocab_size=10, order=1, seed=args.seed)[0]
-        cfg["data"] = "generated order-1 Markov language, V=10, 5,000 words"
-    else:
-        from fnn.data.ptb import load_ptb
-
-        corpus = load_ptb("train")[0][:1000]
-        cfg["data"] = "PTB train, first 1,000 words"
-    corpus = np.asarray(corpus)
-    V = int(corpus.max()) + 1  # the book's vocab_size = max id + 1
-    cfg["vocab_size"] = V
+    cfg, corpus, _ = ex.simple_rnnlm_setting(args)
+    V = cfg["vocab_size"]
     model = rnnlm.simple_rnnlm(V, cfg["wordvec_size"], cfg["hidden_size"])
     optimizer = optim.sgd(cfg["lr"])
     key = jax.random.key(args.seed)
