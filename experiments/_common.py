@@ -497,7 +497,10 @@ def load_lm(folder: Path, name: str, writer: str):
     built = settings.pop("model", None)
     if built not in LM_BUILDERS:
         raise SystemExit(f"{name}: {ckpt.path} holds model {built!r}, expected one of {LM_BUILDERS}")
-    model = getattr(rnnlm, built)(**settings)
+    try:
+        model = getattr(rnnlm, built)(**settings)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"{name}: {ckpt.path} holds settings {settings} that rnnlm.{built} refuses ({e})") from e
     target = jax.eval_shape(lambda: model.init(jax.random.key(0))[0])
     return model, checkpoint.restore(ckpt, target), {"model": built, **settings}
 

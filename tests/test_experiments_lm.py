@@ -36,3 +36,9 @@ def test_generate_better_text_without_a_trained_model_says_what_writes_one(tmp_p
 def test_save_lm_refuses_a_model_it_cannot_rebuild(tmp_path):
     with pytest.raises(ValueError, match="model 'mlp', expected one of"):
         ex.save_lm(tmp_path, {"W": np.zeros(2)}, model="mlp")
+
+
+def test_load_lm_names_the_file_whose_settings_do_not_build_a_model(tmp_path):
+    ex.save_lm(tmp_path, {"W": np.zeros(2)}, model="better_rnnlm", vocab_size=10, layers=7)
+    with pytest.raises(SystemExit, match=r"ckpt-000001\.json holds settings .*layers.* rnnlm\.better_rnnlm refuses"):
+        ex.load_lm(tmp_path, "test", better.NAME)
