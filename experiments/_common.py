@@ -473,36 +473,46 @@ def load_params(path) -> dict:
 LM_BUILDERS = ("better_rnnlm",)  # the models `save_lm` records and `load_lm` rebuilds
 
 
-def save_lm(folder: Path, params, *, model: str, **settings) -> Path:
-    """A trained language model's parameters as an `fnn.checkpoint` in `folder`, with the model's
-    name and settings (the `fnn.models.rnnlm` builder's arguments) that `load_lm` rebuilds it from."""
+def save_lm(folder: Path, params, *, model: str, epoch: int | None = None, **settings) -> Path:
+    """A trained language model's parameters as an `fnn.checkpoint` in `folder` (replacing what an
+    earlier run saved there), with the model's name and settings (the `fnn.models.rnnlm` builder's
+    arguments) that `load_lm` rebuilds it from, and the `epoch` they are from."""
     from fnn import checkpoint
 
     if model not in LM_BUILDERS:
         raise ValueError(f"save_lm: model {model!r}, expected one of {LM_BUILDERS}")
-    return checkpoint.save(folder, params, config={"model": model, **settings}, keep=1)
+    return checkpoint.save(folder, params, config={"model": model, "settings": settings, "epoch": epoch}, keep=1)
 
 
 def load_lm(folder: Path, name: str, writer: str):
     """(model, params, settings) from the newest checkpoint `save_lm` wrote into `folder`. `name` is
-    the experiment asking and `writer` the one that writes `folder`: both are named when it is empty."""
+    the experiment asking and `writer` the one that writes `folder`; both are named in the errors."""
     from fnn import checkpoint
     from fnn.models import rnnlm
 
-    ckpt = checkpoint.latest(folder) if Path(folder).is_dir() else None
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SystemExit(f"{name}: --params {folder} is a file, expected the folder of ckpt-*.json that "
+                         f"`fnn run {writer}` writes (results/{writer}/params)")
+    try:
+        ckpt = checkpoint.latest(folder) if folder.is_dir() else None
+    except checkpoint.CheckpointError as e:
+        raise SystemExit(f"{name}: --params {folder}: {e}") from e
     if ckpt is None:
+        hint = f"; did you mean {folder / 'params'}?" if (folder / "params").is_dir() else ""
         raise SystemExit(f"{name}: no trained model in {folder}, expected the parameters that "
-                         f"`fnn run {writer}` writes there (or --params naming another such folder)")
-    settings = dict(ckpt.meta["config"])
-    built = settings.pop("model", None)
-    if built not in LM_BUILDERS:
-        raise SystemExit(f"{name}: {ckpt.path} holds model {built!r}, expected one of {LM_BUILDERS}")
+                         f"`fnn run {writer}` writes to results/{writer}/params{hint}")
+    config = ckpt.meta["config"]
+    built, settings = config.get("model"), config.get("settings")
+    if built not in LM_BUILDERS or not isinstance(settings, dict):
+        raise SystemExit(f"{name}: {ckpt.path} holds no language model saved by save_lm (model {built!r}, "
+                         f"expected one of {LM_BUILDERS} with its settings)")
     try:
         model = getattr(rnnlm, built)(**settings)
     except (TypeError, ValueError) as e:
         raise SystemExit(f"{name}: {ckpt.path} holds settings {settings} that rnnlm.{built} refuses ({e})") from e
     target = jax.eval_shape(lambda: model.init(jax.random.key(0))[0])
-    return model, checkpoint.restore(ckpt, target), {"model": built, **settings}
+    return model, checkpoint.restore(ckpt, target), {"model": built, **settings, "epoch": config.get("epoch")}
 
 
 def next_word_tv(ids, lang, banned=()) -> float:
@@ -526,9 +536,9 @@ def next_word_tv(ids, lang, banned=()) -> float:
     return float(np.sum(n[seen] * 0.5 * np.abs(emp - P[seen]).sum(1)) / n.sum())
 
 
-def plot_next_words(ids, lang, id_to_word: dict, title: str) -> plt.Figure:
+def plot_next_words(ids, lang, id_to_word: dict, title: str, banned=()) -> plt.Figure:
     """Two heat maps: the generated language's P(next word | context) and a text's next-word
-    frequencies, for the 8 contexts commonest in the text."""
+    frequencies, for the 8 contexts commonest in the text; `banned` words' columns are hatched."""
     V, k = lang.vocab_size, lang.order
     ids = np.asarray(ids)
     ctx = np.zeros(len(ids) - k, np.int64)
@@ -543,7 +553,9 @@ def plot_next_words(ids, lang, id_to_word: dict, title: str) -> plt.Figure:
                            (axes[1], emp, f"the generated text ({len(ids):,} words): frequencies")):
         im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set(xlabel="next word", title=panel, xticks=range(V), yticks=range(len(top)))
-        ax.set_xticklabels([id_to_word[w] for w in range(V)])
+        ax.set_xticklabels([id_to_word[w] + ("\nskipped" if w in banned else "") for w in range(V)])
+        for w in banned:
+            ax.add_patch(plt.Rectangle((w - 0.5, -0.5), 1, len(top), fill=False, hatch="///", ec="0.8", lw=0))
     axes[0].set_yticklabels(names)
     axes[0].set(ylabel=f"the 8 commonest contexts (previous {k} words)")
     fig.colorbar(im, ax=axes, label="probability / frequency", shrink=0.9)

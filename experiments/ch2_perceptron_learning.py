@@ -32,7 +32,7 @@ from fnn_experiments import _common as ex
 NAME = "ch2_perceptron_learning"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--lr": {"type": "float", "default": 0.1, "help": "learning rate of the rule (default 0.1)"},
-    "--epochs": {"type": "int", "default": 20, "help": "passes over the four inputs (default 20)"},
+    "--epochs": {"type": "count", "default": 20, "help": "passes over the four inputs (default 20)"},
 }
 
 

@@ -19,7 +19,7 @@ from fnn_experiments import _common as ex
 
 NAME = "ch3_mnist_show"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--count": {"type": "int", "default": 40, "help": "how many images to draw (default 40)"},
+    "--count": {"type": "count", "default": 40, "help": "how many images to draw (default 40)"},
 }
 
 

@@ -34,7 +34,7 @@ from fnn_experiments import _common as ex
 
 NAME = "ch4_train_neuralnet"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--steps": {"type": "int", "help": "training iterations (default: 10000, or 1400 with --quick)"},
+    "--steps": {"type": "count", "help": "training iterations (default: 10000, or 1400 with --quick)"},
 }
 
 

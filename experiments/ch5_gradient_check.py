@@ -29,7 +29,7 @@ from fnn_experiments import _common as ex
 
 NAME = "ch5_gradient_check"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--samples": {"type": "int", "default": 3, "help": "training images in the batch (book: 3)"},
+    "--samples": {"type": "count", "default": 3, "help": "training images in the batch (book: 3)"},
 }
 PAIRS = (("backprop", "numerical"), ("backprop", "jax.grad"), ("jax.grad", "numerical"))
 

@@ -25,7 +25,7 @@ NAME = "ch5_train_neuralnet"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
                "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
-    "--steps": {"type": "int", "help": "training iterations (default: 10000, or 1400 with --quick)"},
+    "--steps": {"type": "count", "help": "training iterations (default: 10000, or 1400 with --quick)"},
     "--checkpoint-dir": {"type": "folder",
                          "help": "write a checkpoint there after every epoch (the newest 3 are kept)"},
     "--resume": {"action": "store_true", "help": "continue from the newest checkpoint in --checkpoint-dir"},

@@ -42,8 +42,8 @@ from fnn_experiments import _common as ex
 
 NAME = "ch6_batch_norm_gradient_check"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--samples": {"type": "int", "default": 10, "help": "the second check's batch (default 10)"},
-    "--coordinates": {"type": "int", "default": 300,  # per parameter, perturbed by the numerical gradient
+    "--samples": {"type": "count", "default": 10, "help": "the second check's batch (default 10)"},
+    "--coordinates": {"type": "count", "default": 300,  # per parameter, perturbed by the numerical gradient
                       "help": "coordinates of every parameter the numerical gradient perturbs (default 300; "
                               "0: all, as the book)"},
 }

@@ -40,7 +40,7 @@ from fnn_experiments import _common as ex
 
 NAME = "ch6_hyperparameter_optimization"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--trials": {"type": "int", "default": 100, "help": "random trials (default 100)"},
+    "--trials": {"type": "count", "default": 100, "help": "random trials (default 100)"},
     "--loop": {"choices": ["auto", "yes", "no"], "default": "auto",
                "help": "also time the trials one after another (auto: in full mode only)"},
 }

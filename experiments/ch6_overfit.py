@@ -48,7 +48,7 @@ from fnn_experiments import _common as ex
 
 NAME = "ch6_overfit"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--epochs": {"type": "int", "default": None,
+    "--epochs": {"type": "count", "default": None,
                  "help": "epochs without / with dropout (default 201 / 301, the book's)"},
 }
 SLOW = True  # quick mode: 703 epochs of 784-100x6-10 nets and their evaluations, ~30 CPU-seconds

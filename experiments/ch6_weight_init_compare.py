@@ -37,7 +37,7 @@ from fnn_experiments import _common as ex
 
 NAME = "ch6_weight_init_compare"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--seeds": {"type": "int", "default": 1, "help": "networks per initialiser, trained at once"},
+    "--seeds": {"type": "count", "default": 1, "help": "networks per initialiser, trained at once"},
 }
 INITS = {"std=0.01": 0.01, "Xavier": "xavier", "He": "he", "zeros": "zeros"}  # zeros drawn last, on top
 HIDDEN = ("W1", "W2", "W3", "W4")  # the weights into the four hidden layers

@@ -41,7 +41,7 @@ NAME = "ch7_train_convnet"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
                "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
-    "--epochs": {"type": "int", "default": None, "help": "default 20, or 15 with --quick"},
+    "--epochs": {"type": "count", "default": None, "help": "default 20, or 15 with --quick"},
 }
 SLOW = True  # a CNN and an MLP, QUICK_EPOCHS epochs each: ~40 CPU-seconds in quick mode
 QUICK_SHIFT, QUICK_EPOCHS = 4, 20

@@ -36,8 +36,8 @@ from fnn_experiments import _common as ex
 
 NAME = "ch8_augmentation"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--train-size": {"type": "int", "help": "default 1000, or 300 with --quick"},
-    "--epochs": {"type": "int", "help": "default 60, or 40 with --quick"},
+    "--train-size": {"type": "count", "help": "default 1000, or 300 with --quick"},
+    "--epochs": {"type": "count", "help": "default 60, or 40 with --quick"},
 }
 SLOW = True  # its quick mode takes about 40 s on 2 cores: tests/test_experiments.py runs it with -m slow
 AUGMENT = {"max_shift": 2, "max_degrees": 10.0, "crop_scale": (0.9, 1.0)}

@@ -36,9 +36,9 @@ from fnn_experiments import _common as ex
 
 NAME = "ch8_convnet_seeds"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--seeds": {"type": "int", "help": "models trained at once (default 16, or 8 with --quick)"},
-    "--epochs": {"type": "int", "help": "default 5"},
-    "--train-size": {"type": "int", "help": "training images used (default 10000; --quick: all 1437 digits)"},
+    "--seeds": {"type": "count", "help": "models trained at once (default 16, or 8 with --quick)"},
+    "--epochs": {"type": "count", "help": "default 5"},
+    "--train-size": {"type": "count", "help": "training images used (default 10000; --quick: all 1437 digits)"},
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
                "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
 }

@@ -35,7 +35,7 @@ NAME = "ch8_deep_convnet"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
                "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
-    "--epochs": {"type": "int", "help": "default 20, or 8 with --quick"},
+    "--epochs": {"type": "count", "help": "default 20, or 8 with --quick"},
     "--pretrained": {"action": "store_true", "help": "no training: the book's trained weights (needs full MNIST)"},
 }
 SLOW = True  # its quick mode takes about a minute on 2 cores: tests/test_experiments.py runs it with -m slow

@@ -27,7 +27,7 @@ NAME = "ch8_lenet5"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
                "help": "gradient path: the book's backprop (manual) or jax.grad (autodiff)"},
-    "--epochs": {"type": "int", "help": "default 10, or 15 with --quick"},
+    "--epochs": {"type": "count", "help": "default 10, or 15 with --quick"},
     "--classic": {"action": "store_true", "help": "tanh and average pooling (1998)"},
 }
 

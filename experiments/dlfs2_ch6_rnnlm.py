@@ -34,7 +34,7 @@ OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.c
     "--family": {"choices": ["lstm", "gru"], "default": "lstm"},
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual",
                "help": "hand-written BPTT (manual, default) or jax.grad (autodiff)"},
-    "--epochs": {"type": "int"},
+    "--epochs": {"type": "count"},
 }
 FULL = {"wordvec_size": 100, "hidden_size": 100, "batch_size": 20, "time_size": 35, "lr": 20.0,
         "max_grad": 0.25, "epochs": 4, "eval_interval": 20}

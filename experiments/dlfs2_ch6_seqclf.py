@@ -27,7 +27,7 @@ from fnn_experiments import _common as ex
 NAME = "dlfs2_ch6_seqclf"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual"},
-    "--epochs": {"type": "int"},
+    "--epochs": {"type": "count"},
 }
 FAMILIES = ("rnn", "lstm", "gru")
 

@@ -37,11 +37,11 @@ from fnn_experiments import _common as ex
 NAME = "dlfs2_ch7_generate_better_text"
 WRITER = "dlfs2_ch6_better_rnnlm"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--params": {"type": "path",
-                 "help": f"the trained model's folder (default results/{WRITER}/params, written by {WRITER})"},
-    "--start": {"default": "you", "help": "the first word (full mode; the book's 'you')"},
-    "--prompt": {"default": "the meaning of life is", "help": "the prompt continued after a reset (full mode)"},
-    "--length": {"type": "int", "default": 100},
+    "--params": {"type": "path", "help": "full mode: the trained model's folder (default "
+                                         "results/dlfs2_ch6_better_rnnlm/params, written by that experiment)"},
+    "--start": {"default": "you", "help": "full mode: the first word (the book's 'you')"},
+    "--prompt": {"default": "the meaning of life is", "help": "full mode: the prompt continued after a reset"},
+    "--length": {"type": "count", "default": 100, "help": "words to generate after the start word or the prompt"},
 }
 SKIP_WORDS = ["N", "<unk>", "$"]
 QUICK = {"vocab_size": 10, "order": 2, "concentration": 0.3, "corpus_words": 20_000, "wordvec_size": 32,
@@ -79,8 +79,9 @@ def main(argv=None) -> dict:
                           book={"test_perplexity": 75},
                           book_ref={"section": "DLFS2 §7.1.3", "script": "ch07/generate_better_text.py",
                                     "approx": ["test_perplexity"], "quick_differs": True,
-                                    "note": "BetterRnnlm after the book's 40 epochs (D = H = 650) on PTB; "
-                                            "fnn's model is the one dlfs2_ch6_better_rnnlm trained"})
+                                    "note": "the test perplexity of the model ch07 loads: BetterRnnlm after "
+                                            "ch06/train_better_rnnlm.py's 40 epochs (D = H = 650, DLFS2 §6.5.4); "
+                                            "fnn's is the model dlfs2_ch6_better_rnnlm trained"})
     ex.report([*(f"{k}: {v}" for k, v in metrics.items()), *(f"--- {n}\n{t}" for n, t in texts.items()),
                f"wrote {out} ({path.name})"])
     return {"metrics": metrics, "texts": texts}
@@ -103,21 +104,24 @@ def _full(args, key):
                              f"vocabulary (lower case; numbers are N)")
         words[option] = [word_to_id[w] for w in text.split()]
     skip = [word_to_id[w] for w in SKIP_WORDS]
-    texts = {}
+    texts, skipped = {}, 0
     for (option, ids), k in zip(words.items(), jax.random.split(key, 2), strict=True):
         # each from the reset state, as the book's model.reset_state() before its prompt
         generated = lm.generate(model, params, ids, k, sample_size=args.length, skip_ids=skip)
         texts[f"{option} {args.start if option == '--start' else args.prompt!r}"] = to_text(generated, id_to_word)
+        skipped += int(np.isin(generated[len(ids):], skip).sum())  # what the model wrote, not the user's words
     metrics = {"test_perplexity": lm.perplexity(model, params, load_ptb("test")[0]),
-               "skipped_words_generated": sum(t.split().count(w) for t in texts.values() for w in SKIP_WORDS)}
+               "skipped_words_generated": skipped}
     config = {"params": str(folder), **settings, "start": args.start, "prompt": args.prompt,
               "length": args.length, "skip_words": SKIP_WORDS}
-    fig, axes = plt.subplots(2, 1, figsize=(9, 7.5), layout="constrained")
-    for ax, (name, text) in zip(axes, texts.items(), strict=True):
+    bodies = ["\n".join(textwrap.fill(line.strip(), 88) for line in text.splitlines()) for text in texts.values()]
+    heights = [body.count("\n") + 3 for body in bodies]
+    fig, axes = plt.subplots(2, 1, figsize=(9, 0.19 * sum(heights) + 0.8), height_ratios=heights,
+                             layout="constrained")
+    for ax, name, body in zip(axes, texts, bodies, strict=True):
         ax.axis("off")
         ax.set_title(f"from {name}", loc="left", fontsize=10)
-        body = "\n".join(textwrap.fill(line, 95) for line in text.splitlines())
-        ax.text(0, 1, body, va="top", family="monospace", fontsize=7.5, transform=ax.transAxes)
+        ax.text(0, 1, body, va="top", family="monospace", fontsize=8.5, transform=ax.transAxes)
     fig.suptitle(f"BetterRnnlm (D = H = {settings['hidden_size']}) writes PTB-like text; test perplexity "
                  f"{metrics['test_perplexity']:.1f} (DLFS2 §7.1.3; skip words {' '.join(SKIP_WORDS)})")
     return texts, metrics, config, fig
@@ -136,8 +140,8 @@ def _quick(args, out, key):
                       key=k_fit, epochs=q["epochs"], batch_size=q["batch_size"], time_size=q["time_size"],
                       eval_interval=100, progress=args.progress, desc=NAME)
     # the same round trip as full mode: saved as dlfs2_ch6_better_rnnlm saves it, loaded back
-    ex.save_lm(out / "params", ts.params, model="better_rnnlm", vocab_size=V, wordvec_size=q["wordvec_size"],
-               hidden_size=q["hidden_size"], drop_rate=q["drop_rate"])
+    ex.save_lm(out / "params", ts.params, model="better_rnnlm", epoch=q["epochs"], vocab_size=V,
+               wordvec_size=q["wordvec_size"], hidden_size=q["hidden_size"], drop_rate=q["drop_rate"])
     model, params, settings = ex.load_lm(out / "params", NAME, WRITER)
     skip = [int(np.argmin(np.bincount(corpus, minlength=V)))]  # the rarest word
     fresh = sample(lang, q["prompt_words"] + 1, seed=args.seed + 400)
@@ -145,8 +149,9 @@ def _quick(args, out, key):
     from_start = lm.generate(model, params, start, k_start, sample_size=args.length, skip_ids=skip)
     from_prompt = lm.generate(model, params, prompt, k_prompt, sample_size=q["sample_words"], skip_ids=skip)
     texts = {f"--start {to_text(start, id_to_word)}": to_text(from_start, id_to_word),
-             f"--prompt {to_text(prompt, id_to_word)!r}": to_text(from_prompt[:args.length], id_to_word)}
-    generated = np.asarray(from_prompt)[len(prompt) - 1:]  # what the model wrote, without the prompt
+             f"--prompt {to_text(prompt, id_to_word)!r}": to_text(from_prompt[:len(prompt) - 1 + args.length],
+                                                                 id_to_word)}
+    generated = np.asarray(from_prompt)[len(prompt) - 1:]  # the prompt's last word, then what the model wrote
     metrics = {"skipped_words_generated": int(np.isin(np.concatenate([from_start[1:], generated[1:]]), skip).sum()),
                "next_word_tv_distance": ex.next_word_tv(generated, lang, banned=skip),
                "next_word_tv_distance_of_a_true_sample": ex.next_word_tv(
@@ -156,9 +161,10 @@ def _quick(args, out, key):
     config = {**q, **settings, "skip_words": [id_to_word[w] for w in skip], "data": "generated language"}
     fig = ex.plot_next_words(
         generated, lang, id_to_word,
-        f"BetterRnnlm's text after the prompt {to_text(prompt, id_to_word)!r}, skipping "
-        f"{id_to_word[skip[0]]!r}: total variation distance {metrics['next_word_tv_distance']:.3f} "
-        f"(the language's own sample: {metrics['next_word_tv_distance_of_a_true_sample']:.3f})")
+        f"BetterRnnlm's text after the prompt {to_text(prompt, id_to_word)!r}, never writing "
+        f"{id_to_word[skip[0]]!r} (DLFS2 §7.1.3)\ntotal variation distance from the language without it "
+        f"{metrics['next_word_tv_distance']:.3f} (the language's own sample: "
+        f"{metrics['next_word_tv_distance_of_a_true_sample']:.3f})", banned=skip)
     return texts, metrics, config, fig
 
 

@@ -36,7 +36,7 @@ OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.c
     "--start": {"default": "you",
                 "help": "the first word or words (full mode; the book's 'you', or its prompt "
                         "'the meaning of life is')"},
-    "--length": {"type": "int", "default": 100},
+    "--length": {"type": "count", "default": 100},
 }
 SKIP_WORDS = ["N", "<unk>", "$"]
 
@@ -124,7 +124,7 @@ def _figure(metrics: dict, ids, lang, id_to_word):
         ex.legend_below(ax, ncol=1)
         return fig
     return ex.plot_next_words(
-        ids, lang, id_to_word, f"Next-word distributions: total variation distance "
+        ids, lang, id_to_word, f"Next-word distributions (DLFS2 §7.1): total variation distance "
         f"{metrics['next_word_tv_distance']:.3f} (a sample of the language itself: "
         f"{metrics['next_word_tv_distance_of_a_true_sample']:.3f})")
 

@@ -26,7 +26,7 @@ from fnn_experiments import _common as ex
 
 NAME = "dlfs2_ch7_show_addition_dataset"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--problems": {"type": "int", "default": 5000, "help": "generated problems (--quick)"},
+    "--problems": {"type": "count", "default": 5000, "help": "generated problems (--quick)"},
 }
 BOOK = {"x_train_shape": [45000, 7], "t_train_shape": [45000, 5], "x_test_shape": [5000, 7],
         "t_test_shape": [5000, 5], "x_train[0]": [3, 0, 2, 0, 0, 11, 5], "t_train[0]": [6, 0, 11, 7, 5]}

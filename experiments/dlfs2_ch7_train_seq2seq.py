@@ -39,7 +39,7 @@ from fnn_experiments import _common as ex
 NAME = "dlfs2_ch7_train_seq2seq"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual"},
-    "--epochs": {"type": "int", "default": None},
+    "--epochs": {"type": "count", "default": None},
     "--runs": {"nargs": "+", "choices": ["baseline", "reversed", "peeky_reversed"],  # RUNS
                "default": ["baseline", "reversed", "peeky_reversed"],
                "help": "which runs to train (default: all three)"},

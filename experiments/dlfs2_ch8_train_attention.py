@@ -43,7 +43,7 @@ from fnn_experiments import _common as ex
 NAME = "dlfs2_ch8_train_attention"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--grad": {"choices": ["autodiff", "manual"], "default": "manual"},
-    "--epochs": {"type": "int", "default": None},
+    "--epochs": {"type": "count", "default": None},
     "--runs": {"nargs": "+", "choices": ["attention", "peeky", "baseline"], "default": None,  # RUNS
                "help": "which models to train (default: all three; --quick: attention and baseline)"},
 }

@@ -23,7 +23,7 @@ from fnn_experiments import _common as ex
 NAME = "ml_linear_regression"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
     "--lr": {"type": "float", "default": 0.5, "help": "learning rate (default 0.5)"},
-    "--steps": {"type": "int", "default": 200, "help": "gradient steps (default 200)"},
+    "--steps": {"type": "count", "default": 200, "help": "gradient steps (default 200)"},
 }
 
 

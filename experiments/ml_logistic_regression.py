@@ -27,7 +27,7 @@ from fnn_experiments import _common as ex
 
 NAME = "ml_logistic_regression"
 OPTIONS = {  # this experiment's own options, added to every experiment's (fnn.cli.parser)
-    "--steps": {"type": "int", "default": 600, "help": "SGD steps (default 600)"},
+    "--steps": {"type": "count", "default": 600, "help": "SGD steps (default 600)"},
 }
 
 

@@ -6,8 +6,9 @@ experiments live outside the library (the repo's ``experiments/`` folder, instal
 packages named by the entry points of the group ``fnn.experiments``), and `ast` reads each one:
 
 * its docstring: the first sentence is its line in ``fnn list``, the first paragraph its help;
-* ``OPTIONS``, a literal dict of its own options (``{"--epochs": {"type": "int", "help": ...}}``,
-  argparse's keywords with `type` named: ``int``, ``float``, ``str``, ``path`` or ``folder``),
+* ``OPTIONS``, a literal dict of its own options (``{"--epochs": {"type": "count", "help": ...}}``,
+  argparse's keywords with `type` named: ``int``, ``count`` (a whole number >= 1: epochs, steps,
+  seeds, words), ``float``, ``str``, ``path`` or ``folder``),
   which `parser` adds to the options every experiment has (``--quick``, ``--seed``, ``--out``,
   ``--no-progress``, ``--debug``).
 
@@ -79,7 +80,18 @@ def _folder(text: str) -> Path:
     return path
 
 
-TYPES: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str, "path": Path,
+def _count(text: str) -> int:
+    """A number of things (epochs, steps, seeds, words): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; expected a count of at least 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1; expected a count of at least 1")
+    return value
+
+
+TYPES: dict[str, Callable[[str], Any]] = {"int": int, "count": _count, "float": float, "str": str, "path": Path,
                                           "folder": _folder}
 
 

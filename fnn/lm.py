@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -94,7 +94,7 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
            eval_interval: int = 20, val_corpus=None, lr_decay: float | None = None,
            reset_each_epoch: bool = False, train_state: TrainState | None = None,
            devices: int | Sequence[jax.Device] | Mesh | None = None, progress: bool = True,
-           desc: str | None = None):
+           desc: str | None = None, on_epoch: Callable[[dict, TrainState], None] | None = None):
     """Train an LM on `corpus` (1-d word ids) by truncated BPTT (DLFS2 §5.5.3, ``RnnlmTrainer``).
 
     Each epoch has ``(len(corpus) - 1) // (batch_size * time_size)`` steps; the read position keeps
@@ -111,6 +111,12 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
     devices, as `fnn.train.fit` does (`fnn.parallel`): the train state and the batches are copied
     to every device, each device carries its sequences' recurrent state, and the result equals the
     one-device run up to float rounding; several processes work as for `fit`.
+
+    `on_epoch(line, train_state)` is called after each epoch, its validation and the learning-rate
+    rule, with ``line = {"epoch": e (from 1), "ppl": ..., "val_ppl": ... (with `val_corpus`)}``; it
+    is where to keep the best parameters, as ``train_better_rnnlm.py`` saves them whenever the
+    validation perplexity improves. The next step donates `train_state`'s buffers: copy what you
+    keep (``jax.device_get``).
 
     `corpus` and `val_corpus` are checked once (word ids in [0, V), V the model's vocabulary). A
     given `train_state` is copied before the first (donating) step, so the caller's stays usable.
@@ -181,6 +187,8 @@ def fit_lm(model: Model, optimizer: optax.GradientTransformation, corpus, *, key
                     train_state = train_state._replace(opt_state=opt_state)
                 best = min(best, val)
             bar.update(per_epoch - (bar.n - epoch * per_epoch), **epoch_line)  # the epoch's last steps
+            if on_epoch is not None:
+                on_epoch(dict(epoch_line), train_state)
             if reset_each_epoch:
                 train_state = train_state._replace(state=jax.tree_util.tree_map(
                     jnp.zeros_like, train_state.state))
@@ -193,7 +201,7 @@ def generate(model: Model, params, start_id, key: Array, *, sample_size: int = 1
     """`sample_size` word ids starting with `start_id`, each sampled from the LM's softmax
     (DLFS2 §7.1.1, ``RnnlmGen.generate``), as one `lax.scan`.
 
-    `start_id` may be a prompt, a sequence of word ids (DLFS2 §7.1.2, ``generate_better_text.py``'s
+    `start_id` may be a prompt, a sequence of word ids (DLFS2 §7.1.3, ``generate_better_text.py``'s
     ``"the meaning of life is"``): the model reads all but its last word in one call (the book's
     ``model.predict`` on each), sampling starts from the last, and the prompt comes first in the
     result, ``len(prompt) - 1 + sample_size`` ids in all.

@@ -144,3 +144,22 @@ def test_every_experiment_declares_its_options_as_a_literal(name):
     parsers = [c for c in calls if c.func.attr == "parser" and getattr(c.func.value, "id", None) == "ex"]
     assert parsers and all(len(c.args) == 3 and getattr(c.args[2], "id", None) == "OPTIONS" for c in parsers), \
         f"{path.name}: main should call ex.parser(NAME, __doc__, OPTIONS)"
+
+
+def test_counts_below_one_are_refused_by_the_parser(capsys):
+    p = cli.parser("x", "", {"--epochs": {"type": "count"}})
+    assert p.parse_args(["--epochs", "3"]).epochs == 3
+    for bad, why in (("0", "0 is below 1"), ("-2", "-2 is below 1"), ("2.5", "'2.5' is not a whole number")):
+        with pytest.raises(SystemExit):
+            p.parse_args(["--epochs", bad])
+        assert f"argument --epochs: {why}; expected a count of at least 1" in capsys.readouterr().err
+
+
+def test_every_experiments_counts_are_counts():
+    """--epochs 0 must not silently mean the default: every option that counts things is a count."""
+    counting = ("--epochs", "--steps", "--seeds", "--length", "--samples", "--trials", "--count", "--train-size",
+                "--problems", "--coordinates")
+    for name, (module, path) in index.files().items():
+        for flag, spec in (index.read(name, module, path).options or {}).items():
+            if flag in counting:
+                assert spec.get("type") == "count", f"{name}: {flag} is {spec.get('type')!r}"

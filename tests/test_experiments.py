@@ -25,6 +25,8 @@ from fnn.report import leaves
 from fnn_experiments import _common as ex
 
 EXPERIMENTS = cli.experiments()
+timing = importlib.import_module("scripts.time_experiments")
+TIMED = {name: paths for name, _, paths, _, _ in timing.PAIRS}
 
 
 def _is_slow(name: str) -> bool:
@@ -101,6 +103,8 @@ def test_quick_mode_writes_figure_and_result(name, tmp_path):
     lesson = getattr(importlib.import_module(f"fnn_experiments.{name}"), "LESSON", None)
     if lesson is not None:
         lesson(result)
+    for pair in TIMED.get(name, ()):  # what scripts/time_experiments.py reads as the training time
+        assert isinstance(timing._get(result, pair), float) and timing._get(result, pair) > 0, f"{name}: {pair}"
 
 
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if n.startswith(("ch6_", "ch7_", "ch8_"))])

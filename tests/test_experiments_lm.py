@@ -18,7 +18,8 @@ def test_better_rnnlm_saves_the_model_that_gave_its_test_perplexity(tmp_path):
     model, params, settings = ex.load_lm(tmp_path / "params", "test", better.NAME)
     q = better.QUICK
     assert settings == {"model": "better_rnnlm", "vocab_size": q["vocab_size"], "wordvec_size": q["wordvec_size"],
-                        "hidden_size": q["hidden_size"], "drop_rate": q["drop_rate"]}
+                        "hidden_size": q["hidden_size"], "drop_rate": q["drop_rate"], "epoch": 1}
+    assert result["metrics"]["saved_epoch"] == 1  # one epoch: the best validation is the last
     # the test text of quick mode (ex.load_corpora, seed 0): the loaded model scores it as the run did
     _, _, _, lang = generated_corpus(q["corpus_words"], vocab_size=q["vocab_size"], order=q["order"],
                                      concentration=q["concentration"], seed=0)
@@ -40,5 +41,7 @@ def test_save_lm_refuses_a_model_it_cannot_rebuild(tmp_path):
 
 def test_load_lm_names_the_file_whose_settings_do_not_build_a_model(tmp_path):
     ex.save_lm(tmp_path, {"W": np.zeros(2)}, model="better_rnnlm", vocab_size=10, layers=7)
+    with pytest.raises(SystemExit, match=r"--params .*ckpt-000001\.json is a file, expected the folder"):
+        ex.load_lm(tmp_path / "ckpt-000001.json", "test", better.NAME)
     with pytest.raises(SystemExit, match=r"ckpt-000001\.json holds settings .*layers.* rnnlm\.better_rnnlm refuses"):
         ex.load_lm(tmp_path, "test", better.NAME)

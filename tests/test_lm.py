@@ -67,6 +67,25 @@ def test_fit_lm_divides_lr_by_4_when_validation_worsens():
         assert lrs[e] == pytest.approx(lrs[e - 1] / 4 if worse else lrs[e - 1])
 
 
+def test_on_epoch_sees_each_epochs_line_and_the_parameters_it_ended_with():
+    corpus, *_ = generated_corpus(2000, vocab_size=6)
+    val, *_ = generated_corpus(400, vocab_size=6, seed=9)
+    model = rnnlm.rnnlm(6, 4, 4)
+    seen = []
+
+    def on_epoch(line, ts):
+        seen.append((line, jax.device_get(ts.params)))
+
+    ts, hist = lm.fit_lm(model, optim.sgd(1.0), corpus, key=jax.random.key(0), epochs=3, batch_size=5,
+                         time_size=10, eval_interval=1000, val_corpus=val, progress=False, on_epoch=on_epoch)
+    assert [line["epoch"] for line, _ in seen] == [1, 2, 3]
+    assert [line["val_ppl"] for line, _ in seen] == hist["val_ppl"]
+    # each epoch's parameters score the validation text as that epoch's line says
+    for line, params in seen:
+        assert lm.perplexity(model, params, val) == pytest.approx(line["val_ppl"], rel=1e-6)
+    jax.tree.map(np.testing.assert_array_equal, seen[-1][1], jax.device_get(ts.params))
+
+
 @pytest.mark.slow  # ~8 s on 2 busy cores, most of it compiling
 def test_lstm_lm_learns_generated_language_within_10_percent():
     corpus, _, _, lang = generated_corpus(10_001, vocab_size=10, order=1, concentration=0.3)

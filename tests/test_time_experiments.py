@@ -4,15 +4,17 @@ result.json entries that they fill (the timing itself needs the books' checkouts
 import importlib
 import json
 
+from fnn import _experiment_index as index
 from fnn import cli
 
 timing = importlib.import_module("scripts.time_experiments")
 
 
-def test_every_pair_names_an_experiment_and_a_book_script():
+def test_every_pair_names_an_experiment_its_options_and_a_book_script():
     experiments = cli.experiments()
     for name, options, paths, (book, script), note in timing.PAIRS:
-        assert all(o.startswith("--") or not o.startswith("-") for o in options)
+        module, path = index.files()[name]
+        cli.parser(name, "", index.read(name, module, path).options).parse_args(options)  # exits when wrong
         assert name in experiments, name
         assert book in ("book1", "book2") and script.endswith(".py") and note
         assert paths and all(p.startswith("metrics.") for p in paths)
