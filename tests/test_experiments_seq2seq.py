@@ -112,3 +112,18 @@ def test_visualize_attention_quick(tmp_path):
         assert rows.shape == (len(e["guess"]), len(e["question"]))
         np.testing.assert_allclose(rows.sum(axis=1), 1.0, rtol=1e-5)
     assert result["config"]["weights"].startswith("fnn, trained 3 epochs")
+
+
+def test_the_reversed_runs_of_the_books_code_quoted_are_the_recorded_ones():
+    """train_seq2seq's docstring quotes the book's own code's reversed-input accuracies over seeds
+    (scripts/book_seq2seq_seeds.py, recorded in tests/reference/): the quote is the record."""
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parent / "reference" / "book_seq2seq_reversed.json").read_text())
+    final = {seed: acc[-1] for seed, acc in record["accuracy"].items()}
+    assert all(len(acc) == record["epochs"] == 25 for acc in record["accuracy"].values())
+    doc = " ".join(ch7.__doc__.split())
+    assert f"{final.pop('book'):.3f} as it stands" in doc
+    assert ", ".join(f"{final[s]:.3f}" for s in sorted(final)) in doc
+    mean = np.mean([acc[-1] for acc in record["accuracy"].values()])
+    assert f"mean of the five {mean:.3f}" in doc
