@@ -48,8 +48,8 @@ PAIRS = [
     ("dlfs2_ch5_simple_rnnlm", [], ["metrics.train_seconds"], ("book2", "ch05/train.py"), "same work"),
     ("dlfs2_ch7_train_seq2seq", ["--runs", "baseline"], ["metrics.train_seconds.baseline"],
      ("book2", "ch07/train_seq2seq.py"),
-     "both train the baseline Seq2seq 25 epochs and score the 5,000 test questions after each; fnn "
-     "scores them in one batch, the book one by one"),
+     "both train the baseline Seq2seq 25 epochs and answer the 5,000 test questions after each (fnn in "
+     "one batch, the book one by one); fnn also answers the 45,000 training questions after each epoch"),
 ]
 
 
