@@ -37,8 +37,6 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     if args.resume and args.checkpoint_dir is None:
         p.error("--resume needs --checkpoint-dir DIR (the folder of the checkpoints to resume from)")
-    if args.steps is not None and args.steps < 1:
-        p.error(f"--steps is {args.steps}, expected a positive integer")
     out = ex.output_dir(args, NAME)
 
     data = ex.load_data(args)

@@ -423,7 +423,7 @@ def test_safe_load_admits_numpy_arrays():
     (["run", "ch5_train_neuralnet", "--seed", "x1"], ["--seed", "'x1' is not an integer"]),
     (["run", "ch5_train_neuralnet", "--grad", "numerical"], ["--grad", "invalid choice", "'numerical'"]),
     (["run", "ch5_train_neuralnet", "--resume"], ["--resume needs --checkpoint-dir"]),
-    (["run", "ch5_train_neuralnet", "--steps", "0"], ["--steps is 0", "positive integer"]),
+    (["run", "ch5_train_neuralnet", "--steps", "0"], ["argument --steps: 0 is below 1", "a count of at least 1"]),
     (["frobnicate"], ["invalid choice", "'frobnicate'"]),
     ([], ["the following arguments are required"]),
     (["list", "--all"], ["unrecognized arguments: --all"]),
