@@ -4,7 +4,8 @@ The book's setting: ``date.txt`` (45,000 training and 5,000 test dates written i
 such as ``september 27, 1994`` -> ``1994-09-27``), every question reversed (``x[:, ::-1]``),
 wordvec 16, hidden 256, batch 128, 10 epochs of Adam (lr 0.001) with gradient clipping at 5.0,
 the book's hand-written backward (``--grad autodiff``: ``jax.grad``). After each epoch the test
-accuracy by the book's ``eval_seq2seq`` (greedy decoding, right only when every character is).
+accuracy by the book's ``eval_seq2seq`` (greedy decoding, right only when every character is),
+and the train accuracy on as many training questions as the test set has.
 The book's AttentionSeq2seq answers almost every test question after 2 epochs (§8.3.2); its
 comparison draws PeekySeq2seq and Seq2seq on the same data. ``--runs attention`` trains only the
 attention model.
@@ -80,7 +81,7 @@ def main(argv=None) -> dict:
             with ex.Timer() as run_timer:
                 ts, history = fit(model, opt, ((x, t), (x_test, t_test)), key=jax.random.key(args.seed),
                                   epochs=cfg["epochs"], batch_size=cfg["batch_size"], grad=args.grad,
-                                  progress=args.progress, desc=f"{NAME} {run}")
+                                  train_eval_size=len(x_test), progress=args.progress, desc=f"{NAME} {run}")
             histories[run], seconds[run] = history, run_timer.seconds
             ids, _ = S.generate(ts.params, jnp.asarray(x_test[:SHOWN]), t_test[:SHOWN, 0], t_test.shape[1] - 1, nets)
             answers[run] = ex.seq2seq_answers(x_test[:SHOWN], t_test[:SHOWN], np.asarray(ids), id_to_char, True)

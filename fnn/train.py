@@ -86,7 +86,8 @@ class Checkpoints(NamedTuple):
 
 def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Array,
         epochs: int | None = None, steps: int | None = None, batch_size: int = 100,
-        grad: str = "autodiff", eval_batch_size: int = 1000, train_state: TrainState | None = None,
+        grad: str = "autodiff", eval_batch_size: int = 1000, train_eval_size: int | None = None,
+        train_state: TrainState | None = None,
         checkpoints: Checkpoints | str | os.PathLike | None = None,
         devices: int | Sequence[jax.Device] | Mesh | None = None, progress: bool = True,
         desc: str | None = None) -> tuple[TrainState, dict]:
@@ -95,7 +96,9 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
     Give `epochs`, or `steps` (the book counts iterations: ``steps=10000`` with batch 100 on
     60,000 samples is 16 epochs and 400 steps). After every epoch the train and test sets are
     evaluated (the book's "train acc, test acc" lines), shown by `fnn.progress` (a bar on a
-    terminal, one line an epoch in a log). `train_state`
+    terminal, one line an epoch in a log); `train_eval_size` evaluates only the first that many
+    training samples (all by default), for models whose evaluation costs as much as training (a
+    seq2seq model answers every question by greedy decoding). `train_state`
     continues a run instead of initialising a new one; `checkpoints` (a folder or `Checkpoints`)
     writes the run to disk and resumes it; `devices` splits each mini-batch over several devices
     (both: see the module docstring).
@@ -120,6 +123,7 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
       fnn.files.FolderLockedError: another process is writing into the checkpoint folder.
     """
     (x, t), test = _check_data(data, ids=model.evaluate is not None)
+    train_eval_size = check_positive_int("fit", "train_eval_size", train_eval_size, or_none=True)
     steps, batch_size, eval_batch_size, checkpoints = _check_arguments(
         x.shape[0], grad=grad, batch_size=batch_size, epochs=epochs, steps=steps, key=key,
         eval_batch_size=eval_batch_size, checkpoints=checkpoints, train_state=train_state)
@@ -148,7 +152,8 @@ def fit(model: Model, optimizer: optax.GradientTransformation, data, *, key: Arr
         sets = (ts, (x, t), test, run_key)  # on every device when there are several
         ts, (x, t), test, run_key = sets if mesh is None else parallel.replicate(sets, mesh)
         evaluate = _cached(make_evaluate, model, batch_size=eval_batch_size, mesh=mesh, check=False)
-        run.evaluate = lambda ts: (evaluate(ts.params, ts.state, x, t), evaluate(ts.params, ts.state, *test))
+        shown = (x, t) if train_eval_size is None else (x[:train_eval_size], t[:train_eval_size])
+        run.evaluate = lambda ts: (evaluate(ts.params, ts.state, *shown), evaluate(ts.params, ts.state, *test))
         n_epochs = math.ceil(steps / per_epoch)
         run.bar = bar = progress_bar(n_epochs, desc=desc or model.name, initial=run.epoch, enabled=progress)
         if run.resumed_from is not None:

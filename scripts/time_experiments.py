@@ -49,7 +49,7 @@ PAIRS = [
     ("dlfs2_ch7_train_seq2seq", ["--runs", "baseline"], ["metrics.train_seconds.baseline"],
      ("book2", "ch07/train_seq2seq.py"),
      "both train the baseline Seq2seq 25 epochs and answer the 5,000 test questions after each (fnn in "
-     "one batch, the book one by one); fnn also answers the 45,000 training questions after each epoch"),
+     "one batch, the book one by one); fnn also answers 5,000 training questions after each epoch"),
 ]
 
 

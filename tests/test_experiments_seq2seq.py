@@ -127,3 +127,14 @@ def test_the_reversed_runs_of_the_books_code_quoted_are_the_recorded_ones():
     assert ", ".join(f"{final[s]:.3f}" for s in sorted(final)) in doc
     mean = np.mean([acc[-1] for acc in record["accuracy"].values()])
     assert f"mean of the five {mean:.3f}" in doc
+
+
+def test_the_books_peeky_run_quoted_is_the_recorded_one():
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parent / "reference" / "book_seq2seq_reversed.json").read_text())
+    acc = record["peeky_accuracy"]["book"]
+    doc = " ".join(ch7.__doc__.split())
+    assert len(acc) == 25
+    assert (f"gave {acc[17]:.4f} after epoch 18, {acc[21]:.4f} after epoch 22 and {acc[24]:.4f} after epoch 25"
+            in doc)

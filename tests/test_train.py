@@ -53,6 +53,18 @@ def test_fit_can_continue_from_a_train_state():
     assert h2["step_loss"][0] < h1["step_loss"][0]
 
 
+def test_train_eval_size_evaluates_the_first_training_samples_only():
+    data = _blobs()
+    (x, t), _ = data
+    kw = {"epochs": 2, "batch_size": 10, "progress": False, "key": jax.random.key(0)}
+    ts, full = train.fit(MODEL, optax.sgd(0.1), data, **kw)
+    ts_n, part = train.fit(MODEL, optax.sgd(0.1), data, train_eval_size=7, **kw)
+    assert part["step_loss"] == full["step_loss"] and part["test_acc"] == full["test_acc"]  # training unchanged
+    scores, _ = MODEL.apply(ts_n.params, {}, jnp.asarray(x[:7]))
+    assert part["train_acc"][-1] == pytest.approx(float(np.mean(np.argmax(scores, 1) == t[:7])))
+    assert part["train_acc"][-1] * 7 == pytest.approx(round(part["train_acc"][-1] * 7))  # k of 7 right
+
+
 def _inf_above(limit=100.0):
     """MODEL, but a feature above `limit` becomes inf inside the model: finite data (which fit's
     input check admits) whose step is not finite."""
@@ -92,6 +104,7 @@ def test_fit_rejects_bad_data(mutate, error, match):
     ({"epochs": 0, "batch_size": 10}, "epochs is 0, expected a positive integer"),
     ({"steps": -1, "batch_size": 10}, "steps is -1, expected a positive integer"),
     ({"epochs": 1, "grad": "numerical"}, "grad is 'numerical', expected one of \\('autodiff', 'manual'\\)"),
+    ({"epochs": 1, "train_eval_size": 0}, "train_eval_size is 0, expected a positive integer"),
 ])
 def test_fit_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
