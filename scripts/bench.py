@@ -19,7 +19,7 @@ by these implementations ("impls"), all in this one process:
                                  run their default kernels (``conv="auto"``) on both paths.
     fnn_manual_scan, ..._scan    K steps a call: `fnn.step.make_epoch` (shuffle + ``lax.scan``
                                  over K mini-batches; the LMs: `fnn.step.make_steps`), what
-                                 `fnn.train.fit` runs. K = `SCAN_STEPS`.
+                                 `fnn.train.fit` runs. K = `SCAN_STEPS` (100 for the MLP, else 10).
     fnn_manual_dp, ..._dp        the same epoch data-parallel over every device of the process
                                  (`fnn.parallel`, what ``fit(devices=n)`` runs): each mini-batch
                                  split, the train state copied. On CPU the benchmark asks JAX for
@@ -115,7 +115,12 @@ FNN_IMPLS = ("fnn_manual", "fnn_autodiff", "fnn_manual_scan", "fnn_autodiff_scan
              "fnn_autodiff_dp")
 REF_IMPLS = ("numpy", "jax_ref", "flax_nnx", "torch", "torch_1thread")
 IMPLS = FNN_IMPLS + REF_IMPLS
-SCAN_STEPS = 10
+# Steps a call of the scanned runners: enough that a call lasts 0.1 s or more, as `fit`'s epoch
+# does (600 steps of batch 100 on MNIST), so that what a call costs once (dispatch, the epoch's
+# one host round trip for its end-of-scan NaN check, `fnn.step._Scan`) weighs as little as there.
+# The MLP's 1 ms step needs 100; 10 steps of the other models last 0.1-1 s.
+SCAN_STEPS = {"mlp": 100}
+SCAN_STEPS_DEFAULT = 10
 PEAK_N = 2048
 
 CONFIGS = {
@@ -315,7 +320,7 @@ def build_fnn(model: str, cfg: dict, impl: str, x, t) -> JaxRunner:
             return ts, metrics["loss"]
 
         return JaxRunner(jax.jit(one, donate_argnums=0), ts, (jnp.asarray(x), jnp.asarray(t), key))
-    K = SCAN_STEPS
+    K = SCAN_STEPS.get(model, SCAN_STEPS_DEFAULT)
     if model in ("lstm_lm", "gru_lm"):
         steps = _import("fnn.step").make_steps(m, optimizer, grad=grad)
 
@@ -351,7 +356,7 @@ def build_fnn_dp(model: str, cfg: dict, m, optimizer, ts, grad: str, x, t, key) 
         raise UnavailableError(f"{n} device(s) for a batch of {cfg['batch']}: nothing to split "
                                f"(on CPU: JAX_NUM_CPU_DEVICES=2 or more)")
     mesh = parallel.batch_mesh(n, "bench")
-    K = SCAN_STEPS
+    K = SCAN_STEPS.get(model, SCAN_STEPS_DEFAULT)
     data = (jnp.concatenate([jnp.asarray(x)] * K), jnp.concatenate([jnp.asarray(t)] * K))
     ts, X, T = parallel.replicate((ts, *data), mesh)
     epoch = make_epoch(m, optimizer, batch_size=cfg["batch"], grad=grad, num_batches=K, mesh=mesh)
@@ -744,7 +749,7 @@ def main(argv=None) -> dict:
     repeats, block = (2, 0.01) if args.quick else (args.repeats, args.block)
     report = {"command": "python scripts/bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_info(),
-              "scan_steps": SCAN_STEPS, "models": {}}
+              "scan_steps": {m: SCAN_STEPS.get(m, SCAN_STEPS_DEFAULT) for m in MODELS}, "models": {}}
     for model in models:
         print(f"{model}:", flush=True)
         res = bench_model(model, configs[model], impls, repeats=repeats, block_s=block,

@@ -9,7 +9,7 @@ import pytest
 
 import fnn.optim
 from fnn.models import mlp
-from fnn.step import GRADS, init_train_state, make_epoch, make_evaluate, make_step, make_steps
+from fnn.step import GRADS, consumed, init_train_state, make_epoch, make_evaluate, make_step, make_steps
 
 from .test_train import MODEL, OPT, _blobs
 
@@ -115,3 +115,58 @@ def test_after_a_non_finite_step_the_rest_of_the_scan_leaves_the_state_as_it_was
     assert metrics["finite"].tolist() == [True, False, True, True]  # each step's own loss and grads
     first, _ = make_step(MODEL, OPT)(ts0, (jnp.asarray(xs[0]), ts_[0]), jax.random.split(jax.random.key(2), 4)[0])
     chex.assert_trees_all_close(ts.params, first.params, rtol=1e-12)  # after step 1, untouched since
+
+
+# The guard at the end of a scan (`fnn.step._Scan`): the steps run unchecked, and again under the
+# per-step guard only when a loss or the final state is not finite. Either way the result must be
+# the per-step guard's, bit for bit.
+
+def _epochs(opt=OPT, **kw):
+    return {g: make_epoch(MODEL, opt, batch_size=10, guard=g, **kw) for g in ("end", "step")}
+
+
+def test_the_end_guard_gives_the_per_step_guards_result_on_a_finite_epoch():
+    (x, t), _ = _blobs()
+    ts0 = init_train_state(MODEL, OPT, jax.random.key(0))
+    out = {g: ep(jax.tree_util.tree_map(jnp.copy, ts0), jnp.asarray(x), jnp.asarray(t), jax.random.key(3))
+           for g, ep in _epochs().items()}
+    chex.assert_trees_all_equal(out["end"], out["step"])  # train state and every metric
+    assert bool(out["end"][1]["finite"].all()) and out["end"][1]["finite_grads"].shape == (9, 4)
+
+
+@pytest.mark.parametrize("poison", ["x", "lr"])
+def test_the_end_guard_replays_a_failing_epoch_under_the_per_step_guard(poison):
+    """A NaN sample (loss and gradients NaN) or a NaN learning rate at step 4 (only the new
+    parameters NaN): the end guard's result is the per-step guard's, the state before step 4."""
+    (x, t), _ = _blobs()
+    x = np.asarray(x).copy()
+    opt = OPT
+    if poison == "x":
+        x[:, 0] = np.where(np.arange(len(x)) == 17, np.nan, x[:, 0])
+    else:
+        opt = optax.chain(fnn.optim.adam(0.01), optax.scale_by_schedule(lambda c: jnp.where(c == 3, jnp.nan, 1.0)))
+    ts0 = init_train_state(MODEL, opt, jax.random.key(0))
+    out = {g: ep(jax.tree_util.tree_map(jnp.copy, ts0), jnp.asarray(x), jnp.asarray(t), jax.random.key(3))
+           for g, ep in _epochs(opt).items()}
+    chex.assert_trees_all_equal(out["end"], out["step"])
+    assert not bool(out["end"][1]["finite"].all())
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree_util.tree_leaves(out["end"][0]))
+
+
+def test_the_end_guard_consumes_the_train_state_but_not_what_it_hands_back():
+    """`ts` is deleted as if donated, the result is alive, even a leaf that never changes (an
+    optimizer state the step hands back as it got it: jit may return such an input as is)."""
+    (x, t), _ = _blobs()
+    keep = optax.GradientTransformation(lambda p: (jnp.arange(3.0),), lambda g, s, p=None: (g, s))
+    opt = optax.chain(keep, optax.sgd(0.1))
+    ts = init_train_state(MODEL, opt, jax.random.key(0))
+    new, _ = make_epoch(MODEL, opt, batch_size=10)(ts, jnp.asarray(x), jnp.asarray(t), jax.random.key(3))
+    assert consumed(ts.params) and consumed(ts.opt_state) and not consumed(new)
+    assert new.opt_state[0][0].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_make_epoch_and_make_steps_refuse_an_unknown_guard():
+    with pytest.raises(ValueError, match=r"guard is 'never', expected one of \('end', 'step'\)"):
+        make_epoch(MODEL, OPT, batch_size=10, guard="never")
+    with pytest.raises(ValueError, match="guard is 'never'"):
+        make_steps(MODEL, OPT, guard="never")
