@@ -16,6 +16,7 @@ does not bound its size: deleting it is always safe and costs one compilation pe
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import jax
 
 from fnn.files import cache_dir
 
-__all__ = ["OFF", "directory", "enable"]
+__all__ = ["OFF", "cpu_options", "directory", "enable", "jit", "jit_once"]
 
 OFF = ("0", "off", "false", "no")
 
@@ -58,3 +59,40 @@ def enable(path: str | os.PathLike | None = None) -> Path | None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return folder
+
+
+def cpu_options(level: int) -> dict:
+    """`jax.jit`'s ``compiler_options`` for XLA's backend optimisation `level` (0-3; XLA's default
+    is 3) on CPU, and none on another backend. Most of a fresh process's seconds before its first
+    step are LLVM's code generation at level 3, and it buys nothing for a program that runs once:
+    DeepConvNet's initialisation (one random draw per layer) compiles in 0.8 s at level 0 instead
+    of 5.2 s, to the same values up to rounding (a few differ in their last bit). fnn compiles its inits at level 0 and its training scans at
+    level 1 (`fnn.step`; measured in docs/SPEED.md)."""
+    if not 0 <= level <= 3:
+        raise ValueError(f"cpu_options: level is {level!r}, expected 0, 1, 2 or 3")
+    return {"xla_backend_optimization_level": level} if jax.default_backend() == "cpu" else {}
+
+
+def jit(fn, level: int, **kw):
+    """`jax.jit(fn, **kw)` compiled at XLA backend optimisation `level` on CPU (`cpu_options`).
+    JAX takes compiler options only on a top-level call: inside another trace (`fit_many`'s
+    `jax.vmap` over models, a user's `jit`) the call is the plain jitted function's."""
+    top, nested = jax.jit(fn, compiler_options=cpu_options(level), **kw), jax.jit(fn, **kw)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((args, kwargs))):
+            return nested(*args, **kwargs)
+        try:
+            return top(*args, **kwargs)
+        except ValueError as e:  # concrete arguments, but inside a trace all the same
+            if "compiler_options" not in str(e):
+                raise
+            return nested(*args, **kwargs)
+
+    return call
+
+
+def jit_once(fn):
+    """`jit` at level 0, for a program that runs once (an initialisation)."""
+    return jit(fn, 0)

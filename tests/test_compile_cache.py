@@ -58,3 +58,35 @@ def test_a_folder_that_cannot_be_made_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(OSError, match="cannot create the cache folder .*FNN_COMPILE_CACHE"):
         compile_cache.enable(blocker / "xla")
+
+
+# compile_cache.jit: a program compiled at another XLA optimisation level, top level or nested.
+
+def test_jit_at_a_lower_level_gives_the_same_values_to_rounding_top_level_and_nested():
+    """LLVM's code differs by level (contractions, vectorisation): a few values of a random
+    draw differ in their last bit, none by more (float64 here)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    def draw(key):
+        return {"W": jax.random.normal(key, (7, 5)), "b": jnp.zeros(5)}
+
+    want = jax.jit(draw)(jax.random.key(3))
+    for level in (0, 1):
+        once = compile_cache.jit(draw, level)
+        got = {"top": once(jax.random.key(3)),
+               "vmap": jax.tree.map(lambda a: a[0], jax.vmap(once)(jax.random.key(3)[None])),
+               "jit, concrete key": jax.jit(lambda: once(jax.random.key(3)))()}
+        for where, out in got.items():
+            for name in want:
+                np.testing.assert_allclose(out[name], want[name], rtol=1e-15, atol=1e-300,
+                                           err_msg=f"level {level}, {where}")
+
+
+def test_cpu_options_name_the_level_and_refuse_a_bad_one():
+    import jax
+    if jax.default_backend() == "cpu":
+        assert compile_cache.cpu_options(0) == {"xla_backend_optimization_level": 0}
+    with pytest.raises(ValueError, match="level is 4, expected 0, 1, 2 or 3"):
+        compile_cache.cpu_options(4)

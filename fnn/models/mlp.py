@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from fnn import compile_cache
 from fnn import init as initializers
 from fnn._checks import concrete
 from fnn.layers import core as L
@@ -264,7 +265,8 @@ def model(input_size: int, hidden_sizes: int | Sequence[int], output_size: int, 
     _check_weight_init(weight_init)
     kw = {"activation": activation, "weight_decay": weight_decay, "drop_rate": drop_rate}
 
-    @jax.jit  # one compiled program for the whole initialisation
+    # one compiled program for the whole initialisation, compiled for speed of compiling
+    @compile_cache.jit_once
     def init_(key):
         params = init(key, input_size, hidden_sizes, output_size, weight_init=weight_init,
                       use_batchnorm=use_batchnorm, dtype=dtype)

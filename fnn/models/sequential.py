@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from fnn import compile_cache
 from fnn import init as initializers
 from fnn.layers import core as L
 from fnn.layers.conv import IMPLS, conv2d_nhwc, convolution_nhwc
@@ -295,7 +296,7 @@ def model(layers: Sequence, input_dim: tuple[int, int, int] = (1, 28, 28), *,
     network(layers, conv)            # and unknown activations
     initializers.get(weight_init)
 
-    @jax.jit
+    @compile_cache.jit_once  # runs once
     def init_(key):
         return init(key, layers, input_dim, weight_init=weight_init, dtype=dtype), {}
 
