@@ -66,8 +66,9 @@ def cpu_options(level: int) -> dict:
     is 3) on CPU, and none on another backend. Most of a fresh process's seconds before its first
     step are LLVM's code generation at level 3, and it buys nothing for a program that runs once:
     DeepConvNet's initialisation (one random draw per layer) compiles in 0.8 s at level 0 instead
-    of 5.2 s, to the same values up to rounding (a few differ in their last bit). fnn compiles its inits at level 0 and its training scans at
-    level 1 (`fnn.step`; measured in docs/SPEED.md)."""
+    of 5.2 s, to the same values up to rounding (a few differ in their last bit). fnn compiles its
+    inits at level 0 and its training scans at level 1 (`fnn.step`, `fnn.multi`; measured in
+    docs/SPEED.md)."""
     if not 0 <= level <= 3:
         raise ValueError(f"cpu_options: level is {level!r}, expected 0, 1, 2 or 3")
     return {"xla_backend_optimization_level": level} if jax.default_backend() == "cpu" else {}

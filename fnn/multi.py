@@ -53,7 +53,7 @@ import optax
 from jax import Array
 from jax.sharding import Mesh
 
-from fnn import parallel
+from fnn import compile_cache, parallel
 from fnn._checks import check_data, check_positive_int, check_set
 from fnn.models._model import Model
 from fnn.progress import bar as progress_bar
@@ -128,7 +128,7 @@ def make_fit_many(model: Model | Builder, optimizer: optax.GradientTransformatio
         ts, run_keys = init(keys, hparams)
 
         def body(ts, e):
-            ts, out = every_model(ts, run_keys, hparams, e, x, t, eval_sets)
+            ts, out, _ = every_model(ts, run_keys, hparams, e, x, t, eval_sets)  # each step checked
             if on_epoch is not None:  # after every `every`-th epoch and the last
                 loss, _, ev = out
                 jax.lax.cond((e % every == 0) | (e == epochs), lambda: jax.debug.callback(
@@ -142,10 +142,13 @@ def make_fit_many(model: Model | Builder, optimizer: optax.GradientTransformatio
     return jax.jit(run)
 
 
-def _parts(model, optimizer, *, batch_size, num_batches, grad, eval_names, eval_batch_size):
+def _parts(model, optimizer, *, batch_size, num_batches, grad, eval_names, eval_batch_size, guard="step"):
     """`make_fit_many`'s two pieces, vmapped over the models: ``init(keys, hparams) -> (train_states,
     run_keys)`` and ``every_model(train_states, run_keys, hparams, e, x, t, eval_sets) -> (train_states,
-    (step losses, finite, evaluations))`` for epoch e."""
+    (step losses, finite, evaluations), trusted)`` for epoch e. ``guard="step"``: each step checked
+    (`fnn.step.make_step`), `trusted` True; ``"end"``: the steps unchecked, `trusted` (M,) says
+    whether each model's losses and final state are finite (`fnn.step._Scan`), and where one is
+    not, the caller runs the epoch again with ``"step"``."""
 
     def build(hp):
         return _build(model, hp, "Model"), _build(optimizer, hp, "GradientTransformation")
@@ -159,10 +162,14 @@ def _parts(model, optimizer, *, batch_size, num_batches, grad, eval_names, eval_
         m, opt = build(hp)
         epoch = make_epoch(m, opt, batch_size=batch_size, grad=grad, num_batches=num_batches)
         evaluate = make_evaluate(m, batch_size=eval_batch_size)
-        ts, metrics = epoch(ts, x, t, jax.random.fold_in(run_key, e))
+        if guard == "end":
+            ts, metrics, trusted = epoch.unchecked(ts, x, t, jax.random.fold_in(run_key, e))
+        else:
+            ts, metrics = epoch(ts, x, t, jax.random.fold_in(run_key, e))
+            trusted = jnp.ones((), bool)
         ev = {name: evaluate(ts.params, ts.state, xe, te)
               for name, (xe, te) in zip(eval_names, eval_sets, strict=True)}
-        return ts, (metrics["loss"], jnp.all(metrics["finite"]), ev)
+        return ts, (metrics["loss"], jnp.all(metrics["finite"]), ev), trusted
 
     return jax.vmap(init), jax.vmap(one_epoch, in_axes=(0, 0, 0, None, None, None, None))
 
@@ -181,26 +188,32 @@ def _history(out, eval_names) -> dict:
 def _make_chunked(model, optimizer, *, epochs, **kw):
     """`fit_many`'s programs, which a persistent compile cache keeps (no host callback inside):
     ``init(keys, hparams, x, t, eval_sets) -> (train_states, run_keys, out)`` with `out` the
-    epochs' outputs (E, M, ...) zero-filled, and ``run(train_states, run_keys, hparams, out, lo,
-    hi, x, t, eval_sets) -> (train_states, out)``, epochs lo to hi - 1 (a `lax.fori_loop`) filled
-    in. One compilation of each serves every chunk of epochs, so progress can show between calls."""
-    init, every_model = _parts(model, optimizer, **kw)
+    epochs' outputs (E, M, ...) zero-filled, and ``run[guard](train_states, run_keys, hparams,
+    out, lo, hi, x, t, eval_sets) -> (train_states, out, trusted)``, epochs lo to hi - 1 (a
+    `lax.fori_loop`) filled in. One compilation of each serves every chunk of epochs, so progress
+    can show between calls. ``run["end"]`` checks at the end of each epoch (`_parts`) and keeps its
+    arguments; where `trusted` is False, ``run["step"]`` (donating them) repeats the chunk from them."""
+    def chunk(guard):
+        init, every_model = _parts(model, optimizer, guard=guard, **kw)
 
-    def start(keys, hparams, x, t, eval_sets):
-        ts, run_keys = init(keys, hparams)
-        one = jax.eval_shape(every_model, ts, run_keys, hparams, 1, x, t, eval_sets)[1]
-        out = jax.tree_util.tree_map(lambda s: jnp.zeros((epochs, *s.shape), s.dtype), one)
-        return ts, run_keys, out
+        def start(keys, hparams, x, t, eval_sets):
+            ts, run_keys = init(keys, hparams)
+            one = jax.eval_shape(every_model, ts, run_keys, hparams, 1, x, t, eval_sets)[1]
+            out = jax.tree_util.tree_map(lambda s: jnp.zeros((epochs, *s.shape), s.dtype), one)
+            return ts, run_keys, out
 
-    def run(ts, run_keys, hparams, out, lo, hi, x, t, eval_sets):
-        def body(e, carry):
-            ts, out = carry
-            ts, o = every_model(ts, run_keys, hparams, e, x, t, eval_sets)
-            return ts, jax.tree_util.tree_map(lambda buf, v: buf.at[e - 1].set(v), out, o)
+        def run(ts, run_keys, hparams, out, lo, hi, x, t, eval_sets):
+            def body(e, carry):
+                ts, out, trusted = carry
+                ts, o, ok = every_model(ts, run_keys, hparams, e, x, t, eval_sets)
+                return ts, jax.tree_util.tree_map(lambda buf, v: buf.at[e - 1].set(v), out, o), trusted & jnp.all(ok)
 
-        return jax.lax.fori_loop(lo, hi, body, (ts, out))
+            return jax.lax.fori_loop(lo, hi, body, (ts, out, jnp.ones((), bool)))
 
-    return jax.jit(start), jax.jit(run, donate_argnums=(0, 3))
+        return start, run
+
+    start, run_end = chunk("end")
+    return jax.jit(start), {"end": jax.jit(run_end), "step": jax.jit(chunk("step")[1], donate_argnums=(0, 3))}
 
 
 def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | Builder, data,
@@ -283,16 +296,28 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
                                grad=grad, eval_names=names, eval_batch_size=eval_batch_size)
     data = (jnp.asarray(x), jnp.asarray(t), tuple((jnp.asarray(xe), jnp.asarray(te)) for xe, te in eval_data.values()))
     t0 = time.perf_counter()
-    start = start.lower(keys, hparams, *data).compile()
+    start = start.lower(keys, hparams, *data).compile(compile_cache.cpu_options(0))  # runs once
     ts, run_keys, out = start(keys, hparams, *data)
-    run = run.lower(ts, run_keys, hparams, out, 1, epochs + 1, *data).compile()  # lo, hi: traced
+    # lo, hi: traced; XLA's level 1 compiles faster, the steps as fast (fnn.step, docs/SPEED.md)
+    compiled = {}
+
+    def program(guard):  # the per-step guard's program compiled only when a chunk needs it
+        if guard not in compiled:
+            compiled[guard] = run[guard].lower(ts, run_keys, hparams, out, 1, epochs + 1, *data).compile(
+                compile_cache.cpu_options(1))
+        return compiled[guard]
+
+    program("end")
     t1 = time.perf_counter()
     every = math.ceil(epochs / PROGRESS_CALLS)
     with progress_bar(epochs, desc=desc or f"{M} x {name}", enabled=progress) as bar:
         step = every if bar.how != "off" else epochs  # without progress: one call
         for lo in range(1, epochs + 1, step):
             hi = min(lo + step, epochs + 1)
-            ts, out = run(ts, run_keys, hparams, out, lo, hi, *data)
+            new_ts, new_out, trusted = program("end")(ts, run_keys, hparams, out, lo, hi, *data)
+            if not bool(trusted):  # a loss or a final state not finite: the chunk again, each step checked
+                new_ts, new_out, _ = program("step")(ts, run_keys, hparams, out, lo, hi, *data)
+            ts, out = new_ts, new_out
             if bar.how != "off":  # the epoch's numbers, averaged over the models: one small transfer
                 loss, _, ev = jax.tree_util.tree_map(lambda a, i=hi - 2: jnp.mean(a[i]), out)
                 bar.update(hi - 1 - bar.n, loss=float(loss),
@@ -314,7 +339,7 @@ def _fit_many_on(mesh, model, optimizer, keys, hparams, x, t, eval_data, *, M, S
     args = (*parallel.split(args[:2], mesh), *parallel.replicate(args[2:], mesh))
     run = jax.jit(run, out_shardings=parallel.replicated(mesh))
     t0 = time.perf_counter()
-    compiled = run.lower(*args).compile()
+    compiled = run.lower(*args).compile(compile_cache.cpu_options(1))
     t1 = time.perf_counter()
     with progress_bar(epochs, desc=desc, enabled=progress) as bar:
         train_states, history = jax.block_until_ready(compiled(*args))

@@ -245,7 +245,10 @@ class _Scan:
             raise ValueError(f"guard is {guard!r}, expected one of {GUARDS}")
         self.guard = guard
         out = {} if mesh is None else {"out_shardings": parallel.replicated(mesh)}
-        self.fast = compile_cache.jit(make_run(_scan_unguarded, plain), 1, **out)
+        # ``unchecked(ts, *args) -> (ts, metrics, trusted)``, not jitted: for a caller that checks
+        # `trusted` itself and goes back to its own copy of `ts` (`fnn.multi.fit_many`)
+        self.unchecked = make_run(_scan_unguarded, plain)
+        self.fast = compile_cache.jit(self.unchecked, 1, **out)
         self.guarded = _jit_donating(make_run(_scan_steps, guarded), mesh)
 
     def __call__(self, ts: TrainState, *args):

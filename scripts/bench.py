@@ -24,8 +24,9 @@ by these implementations ("impls"), all in this one process:
                                  (`fnn.parallel`, what ``fit(devices=n)`` runs): each mini-batch
                                  split, the train state copied. On CPU the benchmark asks JAX for
                                  one device per core (``JAX_NUM_CPU_DEVICES``, unless set), so
-                                 each core runs half the batch; not available with one device or
-                                 for the LMs (`fnn.lm` has no ``devices=``)
+                                 each core runs half the batch (the LMs: `fnn.step.make_steps`,
+                                 what ``fnn.lm.fit_lm(devices=n)`` runs); not available with one
+                                 device
     numpy                        the book's algorithms in NumPy (`_bench_numpy.py`)
     jax_ref                      plain ``jax.value_and_grad`` + Adam written inline (optax's
                                  update rule), one jitted step, (params, moments) donated
@@ -350,13 +351,21 @@ def build_fnn_dp(model: str, cfg: dict, m, optimizer, ts, grad: str, x, t, key) 
     from fnn.train import make_epoch
 
     n = jax.device_count()
-    if model in ("lstm_lm", "gru_lm"):
-        raise UnavailableError("fnn.lm trains on one device (no devices=)")
     if n < 2 or cfg["batch"] % n:
         raise UnavailableError(f"{n} device(s) for a batch of {cfg['batch']}: nothing to split "
                                f"(on CPU: JAX_NUM_CPU_DEVICES=2 or more)")
     mesh = parallel.batch_mesh(n, "bench")
     K = SCAN_STEPS.get(model, SCAN_STEPS_DEFAULT)
+    if model in ("lstm_lm", "gru_lm"):  # what fnn.lm.fit_lm(devices=n) runs
+        steps = _import("fnn.step").make_steps(m, optimizer, grad=grad, mesh=mesh)
+        ts, xs, ys = parallel.replicate((ts, jnp.tile(jnp.asarray(x), (K, 1, 1)),
+                                         jnp.tile(jnp.asarray(t), (K, 1, 1))), mesh)
+
+        def run(ts, *args):
+            ts, metrics = steps(ts, *args)
+            return ts, metrics["loss"]
+
+        return JaxRunner(run, ts, (xs, ys, key), steps_per_call=K)
     data = (jnp.concatenate([jnp.asarray(x)] * K), jnp.concatenate([jnp.asarray(t)] * K))
     ts, X, T = parallel.replicate((ts, *data), mesh)
     epoch = make_epoch(m, optimizer, batch_size=cfg["batch"], grad=grad, num_batches=K, mesh=mesh)

@@ -77,7 +77,7 @@ def test_jit_at_a_lower_level_gives_the_same_values_to_rounding_top_level_and_ne
         once = compile_cache.jit(draw, level)
         got = {"top": once(jax.random.key(3)),
                "vmap": jax.tree.map(lambda a: a[0], jax.vmap(once)(jax.random.key(3)[None])),
-               "jit, concrete key": jax.jit(lambda: once(jax.random.key(3)))()}
+               "jit, concrete key": jax.jit(lambda f=once: f(jax.random.key(3)))()}
         for where, out in got.items():
             for name in want:
                 np.testing.assert_allclose(out[name], want[name], rtol=1e-15, atol=1e-300,

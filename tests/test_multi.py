@@ -80,3 +80,25 @@ def test_seeds_with_fits_data_give_fits_history():
         np.testing.assert_array_equal(hi[k], h1[k])
     for k in ("train_loss", "train_acc", "test_loss", "test_acc", "step_loss"):
         np.testing.assert_allclose(hi[k], h1[k], rtol=1e-12, err_msg=k)
+
+
+def test_a_model_whose_learning_rate_is_nan_is_refused_and_the_others_train_as_alone():
+    """The steps run unchecked and an epoch whose end is not finite runs again with each step
+    checked (`fnn.step._Scan`): model 1 (lr NaN) keeps its initial parameters and says it was
+    refused; model 0 trains exactly as in a run without it, and as `make_fit_many` (each step
+    checked, one program) gives, to rounding (another program)."""
+    x, t = _data()
+    m = mlp.model(5, [6], 3, weight_init=0.5, dtype=jnp.float64)
+    keys = jax.random.split(jax.random.key(2), 2)
+    lrs = jnp.array([0.1, jnp.nan])
+    kw = {"epochs": 2, "batch_size": 10, "eval_data": {"train": (x, t)}, "progress": False}
+    ts, h = multi.fit_many(m, optim.sgd, (x, t), keys, hparams=lrs, **kw)
+    assert h["finite"].tolist() == [[True, True], [False, False]]
+    ts0, _ = multi.fit_many(m, optim.sgd, (x, t), keys[:1], hparams=lrs[:1], **kw)
+    init, _ = multi.fit_many(m, optim.sgd, (x, t), keys[1:], hparams=jnp.array([0.0]), **kw)
+    np.testing.assert_allclose(ts.params["W1"][0], ts0.params["W1"][0], rtol=1e-12)  # programs differ: rounding
+    np.testing.assert_array_equal(ts.params["W1"][1], init.params["W1"][0])  # lr 0: never moved
+    run = multi.make_fit_many(m, optim.sgd, epochs=2, batch_size=10, eval_names=("train",))
+    ts_one, h_one = run(keys, lrs, x, t, ((x, t),))
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12), ts.params, ts_one.params)
+    np.testing.assert_array_equal(h["finite"], h_one["finite"])
