@@ -17,6 +17,9 @@ it trains M seeds of one model and returns `fit`'s history with an axis M in fro
   ``fnn.train.fit(..., key=keys[m])`` does: its init key and run key come from splitting its key,
   epoch e (1, 2, ...) shuffles and draws dropout masks from ``fold_in(run_key, e)``, and each epoch
   is `fnn.step.make_epoch` (the same step, the same NaN guard). Models do not share batches.
+  `fit_many` checks, as `make_epoch` does, once at the end of each epoch, and runs a chunk of
+  epochs again with every step checked only when a model's loss or final state there is not
+  finite (`make_fit_many` checks every step).
 * ``hparams``: a pytree whose leaves have a leading axis M (or None). `model` and `optimizer` are
   either fixed (a `Model`, an optax ``GradientTransformation``) or functions ``hp -> Model`` /
   ``hp -> GradientTransformation`` of one model's slice of `hparams`, called under `vmap` with
