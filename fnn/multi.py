@@ -18,8 +18,8 @@ it trains M seeds of one model and returns `fit`'s history with an axis M in fro
   epoch e (1, 2, ...) shuffles and draws dropout masks from ``fold_in(run_key, e)``, and each epoch
   is `fnn.step.make_epoch` (the same step, the same NaN guard). Models do not share batches.
   `fit_many` checks, as `make_epoch` does, once at the end of each epoch, and runs a chunk of
-  epochs again with every step checked only when a model's loss or final state there is not
-  finite (`make_fit_many` checks every step).
+  epochs again with every step checked only when a model's loss, gradient or final parameters
+  there are not finite (`make_fit_many` checks every step).
 * ``hparams``: a pytree whose leaves have a leading axis M (or None). `model` and `optimizer` are
   either fixed (a `Model`, an optax ``GradientTransformation``) or functions ``hp -> Model`` /
   ``hp -> GradientTransformation`` of one model's slice of `hparams`, called under `vmap` with
@@ -150,7 +150,7 @@ def _parts(model, optimizer, *, batch_size, num_batches, grad, eval_names, eval_
     run_keys)`` and ``every_model(train_states, run_keys, hparams, e, x, t, eval_sets) -> (train_states,
     (step losses, finite, evaluations), trusted)`` for epoch e. ``guard="step"``: each step checked
     (`fnn.step.make_step`), `trusted` True; ``"end"``: the steps unchecked, `trusted` (M,) says
-    whether each model's losses and final state are finite (`fnn.step._Scan`), and where one is
+    whether each model's losses, gradients and final parameters are finite (`fnn.step._Scan`), and where one is
     not, the caller runs the epoch again with ``"step"``."""
 
     def build(hp):
@@ -318,7 +318,7 @@ def fit_many(model: Model | Builder, optimizer: optax.GradientTransformation | B
         for lo in range(1, epochs + 1, step):
             hi = min(lo + step, epochs + 1)
             new_ts, new_out, trusted = program("end")(ts, run_keys, hparams, out, lo, hi, *data)
-            if not bool(trusted):  # a loss or a final state not finite: the chunk again, each step checked
+            if not bool(trusted):  # something not finite: the chunk again, each step checked
                 new_ts, new_out, _ = program("step")(ts, run_keys, hparams, out, lo, hi, *data)
             ts, out = new_ts, new_out
             if bar.how != "off":  # the epoch's numbers, averaged over the models: one small transfer

@@ -28,9 +28,9 @@ the gather): the drivers check their data once on the host (`fnn._checks`).
 NaN/inf guard: a step whose loss, gradient or new parameters are not finite is not applied (a
 `jnp.where` per leaf inside the compiled step); the flags come back with the step's metrics, and
 once a step of a scan is refused the rest of the scan leaves `ts` as it was. `fnn.train.fit` turns
-the flags into an error. A scan checks once, at its end, and runs again under the per-step check
-only when that finds a non-finite value (`_Scan`): the same result, without the per-step cost (a
-fifth of the MLP's step on CPU).
+the flags into an error. A scan carries one flag per gradient leaf, checks the rest once at its
+end, and runs again under the per-step check only when something was not finite (`_Scan`): the
+same result, without most of the per-step cost (a fifth of the MLP's step on CPU).
 
 With a `mesh` (`fnn.parallel`), each mini-batch is split over the mesh's ``"batch"`` axis.
 """
@@ -200,20 +200,22 @@ def _scan_steps(step, ts: TrainState, inputs, keys: Array, batch_of: Callable):
 def _scan_unguarded(step, ts: TrainState, inputs, keys: Array, batch_of: Callable):
     """`_scan_steps` with the unchecked `step` (`_plain_step`): ``(ts, metrics, trusted)``.
 
-    `trusted` is True when every step's loss and every leaf of the final train state are finite.
-    Then no step would have been refused: a non-finite gradient or new parameter at step i stays
-    in the parameters or the optimizer's moments to the end (each optimizer of `fnn.optim` adds a
-    function of the gradient to them, and NaN or inf does not turn finite there), and the metrics
-    are those the guarded scan gives: every step finite.
+    `trusted` is True when every step's loss and gradients (one flag a leaf, carried through the
+    scan) and the final parameters are finite. Then no step was refused by the guarded scan
+    either: its third test, finite new parameters, fails at a step only if the parameters stay
+    non-finite to the end (each step adds its update to them, `optax.apply_updates`, and NaN or
+    inf plus anything is not finite). The metrics are then those the guarded scan gives: every
+    step finite.
     """
-    def body(ts, row):
+    def body(carry, row):
+        ts, finite_grads = carry
         inputs_i, key = row
-        new, loss, _ = step(ts, batch_of(inputs_i), key)
-        return new, loss
+        new, loss, grads = step(ts, batch_of(inputs_i), key)
+        return (new, finite_grads & _all_finite(grads)), loss
 
-    ts, losses = jax.lax.scan(body, ts, (inputs, keys))
-    trusted = jnp.all(jnp.isfinite(losses)) & jnp.all(_all_finite(ts))
     n_leaves = len(jax.tree_util.tree_leaves(ts.params))
+    (ts, finite_grads), losses = jax.lax.scan(body, (ts, jnp.ones((n_leaves,), bool)), (inputs, keys))
+    trusted = jnp.all(jnp.isfinite(losses)) & jnp.all(finite_grads) & jnp.all(_all_finite(ts.params))
     metrics = {"loss": losses, "finite": jnp.ones(losses.shape, bool),
                "finite_grads": jnp.ones((*losses.shape, n_leaves), bool)}
     return ts, metrics, trusted
@@ -230,14 +232,14 @@ def _jit_donating(fn, mesh: Mesh | None):
 class _Scan:
     """A compiled scan of training steps, guarded at its end rather than at each step.
 
-    ``run(ts, *args) -> (ts, metrics)``. The steps run unchecked (`_scan_unguarded`, whose per-step
-    ``jnp.where`` on every leaf is a fifth of a small model's step on CPU); only when a loss or the
-    final state is not finite does the same scan run again from the same `ts` under the per-step
-    guard (`_scan_steps`, compiled then), which refuses the failing step exactly as `make_step` does.
-    The result is the guarded scan's in both cases. `ts` is consumed as if donated: its buffers are
-    deleted once the call returns. Inside a trace (`jax.vmap` in `fnn.multi`) the guarded scan runs.
-    ``guard="step"`` runs the guarded scan always (for an optax transform that discards a gradient,
-    e.g. a mask, which can hide a non-finite one from the final state).
+    ``run(ts, *args) -> (ts, metrics)``. The steps run without the per-step ``jnp.where`` on every
+    leaf (a fifth of a small model's step on CPU; `_scan_unguarded` keeps only a finiteness flag
+    per gradient leaf); only when a loss, a gradient or the final parameters are not finite does
+    the same scan run again from the same `ts` under the per-step guard (`_scan_steps`, compiled
+    then), which refuses the failing step exactly as `make_step` does. The result is the guarded
+    scan's in both cases. `ts` is consumed as if donated: its buffers are deleted once the call
+    returns. Inside a trace (`jax.vmap` in `fnn.multi`) the guarded scan runs. ``guard="step"``
+    runs the guarded scan always.
     """
 
     def __init__(self, make_run: Callable, plain, guarded, mesh: Mesh | None, guard: str):

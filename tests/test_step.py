@@ -170,3 +170,26 @@ def test_make_epoch_and_make_steps_refuse_an_unknown_guard():
         make_epoch(MODEL, OPT, batch_size=10, guard="never")
     with pytest.raises(ValueError, match="guard is 'never'"):
         make_steps(MODEL, OPT, guard="never")
+
+
+def test_the_end_guard_sees_a_non_finite_gradient_the_optimizer_discards():
+    """A frozen leaf (optax.masked set_to_zero) whose gradient turns NaN at one step: the update and
+    the final state stay finite, but the per-step guard refuses that step; so does the end guard,
+    which carries one finiteness flag per gradient leaf."""
+    (x, t), _ = _blobs()
+    x = np.asarray(x).copy()
+    x[17, 0] = 99.0  # a finite marker: the loss stays finite
+
+    def poisoned(params, state, x, t, *, key=None):
+        loss, grads, state = MODEL.manual_grad(params, state, x, t, key=key)
+        return loss, {**grads, "W1": jnp.where(jnp.any(x[:, 0] == 99.0), jnp.nan, grads["W1"])}, state
+
+    model = MODEL._replace(manual_grad=poisoned)
+    frozen = {"W1": True, "W2": False, "b1": False, "b2": False}
+    opt = optax.chain(optax.masked(optax.set_to_zero(), frozen), optax.sgd(0.1))
+    ts0 = init_train_state(model, opt, jax.random.key(0))
+    out = {g: make_epoch(model, opt, batch_size=10, grad="manual", guard=g)(
+        jax.tree_util.tree_map(jnp.copy, ts0), jnp.asarray(x), jnp.asarray(t), jax.random.key(3))
+        for g in ("end", "step")}
+    chex.assert_trees_all_equal(out["end"], out["step"])
+    assert int((~out["end"][1]["finite"]).sum()) >= 1
