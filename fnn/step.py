@@ -242,9 +242,9 @@ class _Scan:
     runs the guarded scan always.
     """
 
-    def __init__(self, make_run: Callable, plain, guarded, mesh: Mesh | None, guard: str):
+    def __init__(self, fn: str, make_run: Callable, plain, guarded, mesh: Mesh | None, guard: str):
         if guard not in GUARDS:
-            raise ValueError(f"guard is {guard!r}, expected one of {GUARDS}")
+            raise ValueError(f"{fn}: guard is {guard!r}, expected one of {GUARDS}")
         self.guard = guard
         out = {} if mesh is None else {"out_shardings": parallel.replicated(mesh)}
         # ``unchecked(ts, *args) -> (ts, metrics, trusted)``, not jitted: for a caller that checks
@@ -292,7 +292,7 @@ def make_epoch(model: Model, optimizer: optax.GradientTransformation, *, batch_s
                         lambda idx: parallel.shard_batch((x[idx], t[idx]), mesh))  # as is without mesh
         return epoch
 
-    return _Scan(make_run, _plain_step(model, optimizer, grad), _guarded_step(model, optimizer, grad),
+    return _Scan("make_epoch", make_run, _plain_step(model, optimizer, grad), _guarded_step(model, optimizer, grad),
                  mesh, guard)
 
 
@@ -310,7 +310,7 @@ def make_steps(model: Model, optimizer: optax.GradientTransformation, *, grad: s
                         lambda batch: parallel.shard_batch(batch, mesh))
         return run
 
-    return _Scan(make_run, _plain_step(model, optimizer, grad), _guarded_step(model, optimizer, grad),
+    return _Scan("make_steps", make_run, _plain_step(model, optimizer, grad), _guarded_step(model, optimizer, grad),
                  mesh, guard)
 
 

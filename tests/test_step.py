@@ -166,9 +166,9 @@ def test_the_end_guard_consumes_the_train_state_but_not_what_it_hands_back():
 
 
 def test_make_epoch_and_make_steps_refuse_an_unknown_guard():
-    with pytest.raises(ValueError, match=r"guard is 'never', expected one of \('end', 'step'\)"):
+    with pytest.raises(ValueError, match=r"^make_epoch: guard is 'never', expected one of \('end', 'step'\)"):
         make_epoch(MODEL, OPT, batch_size=10, guard="never")
-    with pytest.raises(ValueError, match="guard is 'never'"):
+    with pytest.raises(ValueError, match="^make_steps: guard is 'never'"):
         make_steps(MODEL, OPT, guard="never")
 
 
