@@ -14,8 +14,11 @@ exactly the book's ``argmax`` (DLFS1 §7.4.4). Where a window holds several equa
 ``jax.grad`` of the fast path instead splits dout equally among them; both are valid
 subgradients and agree wherever the maximum is unique.
 
-The layer runs on FH*FW static strided views (`fnn.layers.im2col.patches`) with a mask backward:
-no ``reduce_window``, whose gradient XLA:CPU lowers to a slow scatter.
+The layer runs on FH*FW static strided views (`fnn.layers.im2col.patches`). Its max backward
+keeps the book's ``arg_max`` (one small integer a window, computed once by a reduction) and puts
+dout where it points: no ``reduce_window``, whose gradient XLA:CPU lowers to a slow scatter, and
+no chain of masks, which XLA fused into the loop over dx and recomputed for every cell of a window
+(SimpleConvNet's step measured 13-15 % faster with the argmax).
 """
 
 from __future__ import annotations
@@ -90,20 +93,23 @@ def _pooling_nhwc_backward(params: Params, cache: PoolCache, dout: Array):
         parts = [x6[:, :, i, :, j, :] for i in range(PH) for j in range(PW)]
     else:
         parts = patches(pad_hw(cache.x, P), PH, PW, S, OH, OW)
-    if cache.mode == "max":
-        taken = jnp.zeros(dout.shape, bool)
-        dparts = []
-        for part in parts:  # the book's argmax: the first maximum in (ph, pw) order wins
-            first = (part == cache.out) & ~taken
-            taken = taken | first
-            dparts.append(jnp.where(first, dout, 0))
-    else:
-        share = dout / (PH * PW)
-        dparts = [share] * (PH * PW)
-    if tiles:  # the views put back side by side: one pass, and zeros for rows/columns no window saw
-        rows = [jnp.stack(dparts[i * PW:(i + 1) * PW], axis=3) for i in range(PH)]
-        dx = jnp.stack(rows, axis=2).reshape(N, OH * PH, OW * PW, C)  # (N, OH, PH, OW, PW, C)
+    if cache.mode == "max":  # the book's argmax: the index of the first maximum in (ph, pw) order
+        # a reduction, so that XLA computes it once, a small int a window (the same chain of
+        # `where`s is fused into the loop over dx below, which recomputes it for every cell)
+        first = jnp.argmax(jnp.stack(parts, axis=-1), axis=-1).astype(jnp.int8 if PH * PW < 127 else jnp.int32)
+    if tiles:  # every cell (i, j) of every window at once: dout where the cell is the window's argmax
+        d6 = dout[:, :, None, :, None, :]  # (N, OH, 1, OW, 1, C), broadcast over the window
+        if cache.mode == "max":
+            cell = jnp.arange(PH * PW, dtype=first.dtype).reshape(1, 1, PH, 1, PW, 1)  # k = i*PW + j
+            d6 = jnp.where(first[:, :, None, :, None, :] == cell, d6, 0)
+        else:
+            d6 = jnp.broadcast_to(d6 / (PH * PW), (N, OH, PH, OW, PW, C))
+        dx = d6.reshape(N, OH * PH, OW * PW, C)  # one pass, no concatenation
         return NO_PARAMS, jnp.pad(dx, ((0, 0), (0, H - OH * PH), (0, W - OW * PW), (0, 0)))
+    if cache.mode == "max":
+        dparts = [jnp.where(first == k, dout, 0) for k in range(PH * PW)]
+    else:
+        dparts = [dout / (PH * PW)] * (PH * PW)
     dxp = unpatches(dparts, (N, H + 2 * P, W + 2 * P, C), PH, PW, S)
     return NO_PARAMS, dxp[:, P:P + H, P:P + W, :]
 
