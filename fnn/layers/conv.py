@@ -10,8 +10,9 @@ the ``*_nhwc`` forms; ``convolution`` and ``conv2d`` put the book's NCHW around 
 
 Two kernels compute the same equations (``impl``; a model's ``conv``):
 
-* "im2col", the book's: `fnn.layers.im2col.im2col_nhwc` (FH*FW static strided slices of the
-  padded input, no loop over output positions), one matmul, and the hand-written backward
+* "im2col", the book's: the column matrix (`fnn.layers.im2col.im2col_rows`: FH*FW static strided
+  slices of the padded input, no loop over output positions; kept transposed, one row a filter tap
+  and channel, which is built at memory speed), one matmul, and the hand-written backward
   ``dW = col^T dout``, ``dcol = dout W^T``, ``col2im`` (DLFS1 §7.4.3);
 * "lax": the same three products as XLA convolutions without a column matrix, in the NHWC/HWIO
   layout that XLA:CPU hands to its fast kernels.
@@ -39,7 +40,7 @@ from jax import Array, lax
 
 from fnn._checks import check_floating, check_ndim
 from fnn.layers.core import Layer, Params
-from fnn.layers.im2col import col2im_nhwc, im2col_nhwc, nchw_layer, output_size, pad_hw, to_nchw, to_nhwc
+from fnn.layers.im2col import col2im_rows, im2col_rows, nchw_layer, output_size, pad_hw, to_nchw, to_nhwc
 
 __all__ = [
     "DEFAULT_IMPL", "IMPLS", "choose_impl", "conv2d", "conv2d_nhwc", "ConvCache", "convolution", "convolution_nhwc",
@@ -130,8 +131,9 @@ def _lax_dW(x: Array, dout: Array, FH: int, FW: int, stride: int, pad: int) -> A
                    meta_fields=["x_shape", "stride", "pad"])
 @dataclasses.dataclass(frozen=True)
 class ConvCache:
-    """What Convolution's forward keeps: col (N, OH, OW, FH*FW*C) for the im2col kernel, or the
-    input x (N, H, W, C) for the lax kernel (the other is None), and the static shape/stride/pad."""
+    """What Convolution's forward keeps: the column matrix, transposed, (FH*FW*C, N*OH*OW) for the
+    im2col kernel (`im2col_rows`), or the input x (N, H, W, C) for the lax kernel (the other is
+    None), and the static shape/stride/pad."""
 
     col: Array | None
     x: Array | None
@@ -158,7 +160,7 @@ def _scope(W: Array, direction: str):
 
 
 def _filters_as_matrix(W: Array) -> Array:
-    """Filters W (FN, C, FH, FW) as the matmul operand (FH*FW*C, FN) of `im2col_nhwc`'s columns
+    """Filters W (FN, C, FH, FW) as the matmul operand (FH*FW*C, FN) of `im2col_rows`'s rows
     (DLFS1 §7.4.3: the filters expanded to one column each)."""
     FN, C, FH, FW = W.shape
     return W.transpose(2, 3, 1, 0).reshape(FH * FW * C, FN)
@@ -180,10 +182,10 @@ def _convolution_nhwc_forward(params: Params, x: Array, *, stride: int = 1, pad:
         if choose_impl(impl, C) == "lax":
             y = _lax_forward(x, params["W"], stride, pad) + b
             return y, ConvCache(None, x, tuple(x.shape), stride, pad)
-        col = im2col_nhwc(x, FH, FW, stride, pad)  # (N, OH, OW, FH*FW*C)
-        N, OH, OW, K = col.shape
-        y = col.reshape(N * OH * OW, K) @ _filters_as_matrix(params["W"])  # (N*OH*OW, FN)
-        return y.reshape(N, OH, OW, FN) + b, ConvCache(col, None, tuple(x.shape), stride, pad)
+        col_t = im2col_rows(x, FH, FW, stride, pad)  # (FH*FW*C, N*OH*OW): the book's col, transposed
+        OH, OW = output_size("convolution.forward", x.shape[1], x.shape[2], FH, FW, stride, pad)
+        y = col_t.T @ _filters_as_matrix(params["W"])  # (N*OH*OW, FN)
+        return y.reshape(x.shape[0], OH, OW, FN) + b, ConvCache(col_t, None, tuple(x.shape), stride, pad)
 
 
 def _convolution_nhwc_backward(params: Params, cache: ConvCache, dout: Array):
@@ -199,15 +201,14 @@ def _convolution_nhwc_backward(params: Params, cache: ConvCache, dout: Array):
         if cache.col is None:
             dW = _lax_dW(cache.x, dout, FH, FW, cache.stride, cache.pad)
         else:
-            N, OH, OW, K = cache.col.shape
-            d2 = dout.reshape(N * OH * OW, FN)
-            dW = (cache.col.reshape(N * OH * OW, K).T @ d2).reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
+            d2 = dout.reshape(-1, FN)  # (N*OH*OW, FN)
+            dW = (cache.col @ d2).reshape(FH, FW, C, FN).transpose(3, 2, 0, 1)
     with _scope(W, "dx"):
         if cache.col is None:
             dx = _lax_dx(dout, W, cache.x_shape, cache.stride, cache.pad)
         else:
-            dcol = (d2 @ _filters_as_matrix(W).T).reshape(N, OH, OW, K)
-            dx = col2im_nhwc(dcol, cache.x_shape, FH, FW, cache.stride, cache.pad)
+            dcol_t = _filters_as_matrix(W) @ d2.T  # (FH*FW*C, N*OH*OW): dcol, transposed
+            dx = col2im_rows(dcol_t, cache.x_shape, FH, FW, cache.stride, cache.pad)
     return {"W": dW, "b": db}, dx
 
 

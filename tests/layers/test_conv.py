@@ -192,6 +192,34 @@ def test_cache_survives_jit():
     assert dx.shape == x.shape and grads["W"].shape == params["W"].shape
 
 
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_im2col_rows_is_the_books_col_transposed(cfg):
+    """The im2col kernel's column matrix (one row a tap and channel) holds the book's im2col exactly."""
+    x, _, _ = make(cfg)
+    N, C, H, W, _, FH, FW, stride, pad = cfg
+    rows = jax.jit(im2col_module.im2col_rows, static_argnums=(1, 2, 3, 4))(x.transpose(0, 2, 3, 1), FH, FW, stride,
+                                                                          pad)
+    got = np.asarray(rows).reshape(FH, FW, C, -1).transpose(2, 0, 1, 3).reshape(C * FH * FW, -1).T
+    np.testing.assert_array_equal(got, book_im2col(np.asarray(x), FH, FW, stride, pad))
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 7), st.integers(1, 7),
+       st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+       st.integers(0, 2**31 - 1))
+def test_im2col_rows_col2im_rows_adjoint(N, C, H, W, FH, FW, stride, pad, seed):
+    """<im2col_rows(x), y> = <x, col2im_rows(y)> (DLFS1 §7.4.3), on NHWC images."""
+    assume(H + 2 * pad >= FH and W + 2 * pad >= FW)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, H, W, C))
+    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
+    y = rng.normal(size=(FH * FW * C, N * OH * OW))
+    rows = im2col_module.im2col_rows(jnp.asarray(x), FH, FW, stride, pad)
+    img = im2col_module.col2im_rows(jnp.asarray(y), x.shape, FH, FW, stride, pad)
+    lhs, rhs = np.sum(np.asarray(rows) * y), np.sum(x * np.asarray(img))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-10)
+
+
 @settings(max_examples=8, deadline=None)
 @given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 7), st.integers(1, 7),
        st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
