@@ -14,11 +14,11 @@ exactly the book's ``argmax`` (DLFS1 §7.4.4). Where a window holds several equa
 ``jax.grad`` of the fast path instead splits dout equally among them; both are valid
 subgradients and agree wherever the maximum is unique.
 
-The layer runs on FH*FW static strided views (`fnn.layers.im2col.patches`). Its max backward
-keeps the book's ``arg_max`` (one small integer a window, computed once by a reduction) and puts
-dout where it points: no ``reduce_window``, whose gradient XLA:CPU lowers to a slow scatter, and
-no chain of masks, which XLA fused into the loop over dx and recomputed for every cell of a window
-(SimpleConvNet's step measured 13-15 % faster with the argmax).
+The layer runs on FH*FW static strided views (`fnn.layers.im2col.patches`). Its forward keeps the
+book's ``arg_max`` (one small integer a window, from a reduction) and its backward puts dout where
+it points: no ``reduce_window``, whose gradient XLA:CPU lowers to a slow scatter, and no chain of
+masks recomputed from the input in the backward, which XLA fused into the loop over dx and
+recomputed for every cell of a window (SimpleConvNet's step measured 13-15 % faster without it).
 """
 
 from __future__ import annotations
@@ -39,14 +39,16 @@ __all__ = ["MODES", "pool2d", "pool2d_nhwc", "PoolCache", "pooling", "pooling_nh
 MODES = ("max", "avg")
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["x", "out"],
-                   meta_fields=["pool_h", "pool_w", "stride", "pad", "mode"])
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["arg_max"],
+                   meta_fields=["x_shape", "pool_h", "pool_w", "stride", "pad", "mode"])
 @dataclasses.dataclass(frozen=True)
 class PoolCache:
-    """Pooling forward's cache: x (N, H, W, C), out (N, OH, OW, C) and the static window."""
+    """Pooling forward's cache: for max, the book's ``arg_max`` (N, OH, OW, C), the window cell
+    (ph * PW + pw) of each window's first maximum (None for avg); the input's shape (N, H, W, C)
+    and the static window."""
 
-    x: Array
-    out: Array
+    arg_max: Array | None
+    x_shape: tuple[int, ...]
     pool_h: int
     pool_w: int
     stride: int
@@ -72,11 +74,17 @@ def _pooling_nhwc_forward(params: Params, x: Array, *, pool_h: int = 2, pool_w: 
     """Max (or mean) over each PH x PW window (DLFS1 §7.4.4, Pooling). x (N, H, W, C) -> (N, OH, OW, C)."""
     stride, OH, OW = _setup("pooling.forward", x, pool_h, pool_w, stride, pad, mode)
     parts = patches(pad_hw(x, pad), pool_h, pool_w, stride, OH, OW)  # PH*PW x (N, OH, OW, C)
-    if mode == "max":
-        out = functools.reduce(jnp.maximum, parts)
-    else:
+    if mode == "avg":
         out = functools.reduce(jnp.add, parts) / (pool_h * pool_w)
-    return out, PoolCache(x, out, pool_h, pool_w, stride, pad, mode)
+        return out, PoolCache(None, tuple(x.shape), pool_h, pool_w, stride, pad, mode)
+    out = functools.reduce(jnp.maximum, parts)
+    # the book's arg_max (np.argmax: the first maximum), a small int a window, kept for backward
+    arg_max = jnp.argmax(jnp.stack(parts, axis=-1), axis=-1).astype(_index_dtype(pool_h * pool_w))
+    return out, PoolCache(arg_max, tuple(x.shape), pool_h, pool_w, stride, pad, mode)
+
+
+def _index_dtype(cells: int):
+    return jnp.int8 if cells < 127 else jnp.int32
 
 
 def _pooling_nhwc_backward(params: Params, cache: PoolCache, dout: Array):
@@ -84,19 +92,11 @@ def _pooling_nhwc_backward(params: Params, cache: PoolCache, dout: Array):
 
     dout (N, OH, OW, C) -> dx (N, H, W, C).
     """
-    N, H, W, C = cache.x.shape
+    N, H, W, C = cache.x_shape
     PH, PW, S, P = cache.pool_h, cache.pool_w, cache.stride, cache.pad
-    OH, OW = cache.out.shape[1], cache.out.shape[2]
+    OH, OW = dout.shape[1], dout.shape[2]
     tiles = S == PH == PW and P == 0  # non-overlapping windows (the book's 2x2, stride 2)
-    if tiles:  # window cell (i, j) of every window: a strided view of x (N, OH, OW, C)
-        x6 = cache.x[:, :OH * PH, :OW * PW, :].reshape(N, OH, PH, OW, PW, C)
-        parts = [x6[:, :, i, :, j, :] for i in range(PH) for j in range(PW)]
-    else:
-        parts = patches(pad_hw(cache.x, P), PH, PW, S, OH, OW)
-    if cache.mode == "max":  # the book's argmax: the index of the first maximum in (ph, pw) order
-        # a reduction, so that XLA computes it once, a small int a window (the same chain of
-        # `where`s is fused into the loop over dx below, which recomputes it for every cell)
-        first = jnp.argmax(jnp.stack(parts, axis=-1), axis=-1).astype(jnp.int8 if PH * PW < 127 else jnp.int32)
+    first = cache.arg_max
     if tiles:  # every cell (i, j) of every window at once: dout where the cell is the window's argmax
         d6 = dout[:, :, None, :, None, :]  # (N, OH, 1, OW, 1, C), broadcast over the window
         if cache.mode == "max":
