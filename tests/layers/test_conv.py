@@ -203,37 +203,31 @@ def test_im2col_rows_is_the_books_col_transposed(cfg):
     np.testing.assert_array_equal(got, book_im2col(np.asarray(x), FH, FW, stride, pad))
 
 
+# (im2col, col2im, x's shape, the column matrix's shape) from (N, C, H, W, FH, FW, OH, OW): the
+# book's NCHW pair, and the im2col kernel's pair on NHWC images with the matrix transposed
+ADJOINT_PAIRS = {
+    "book": (im2col_module.im2col, im2col_module.col2im, lambda N, C, H, W, FH, FW, OH, OW: (N, C, H, W),
+             lambda N, C, H, W, FH, FW, OH, OW: (N * OH * OW, C * FH * FW)),
+    "rows": (im2col_module.im2col_rows, im2col_module.col2im_rows, lambda N, C, H, W, FH, FW, OH, OW: (N, H, W, C),
+             lambda N, C, H, W, FH, FW, OH, OW: (FH * FW * C, N * OH * OW)),
+}
+
+
+@pytest.mark.parametrize("pair", ADJOINT_PAIRS)
 @settings(max_examples=8, deadline=None)
 @given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 7), st.integers(1, 7),
        st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
        st.integers(0, 2**31 - 1))
-def test_im2col_rows_col2im_rows_adjoint(N, C, H, W, FH, FW, stride, pad, seed):
-    """<im2col_rows(x), y> = <x, col2im_rows(y)> (DLFS1 §7.4.3), on NHWC images."""
-    assume(H + 2 * pad >= FH and W + 2 * pad >= FW)
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(N, H, W, C))
-    OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    y = rng.normal(size=(FH * FW * C, N * OH * OW))
-    rows = im2col_module.im2col_rows(jnp.asarray(x), FH, FW, stride, pad)
-    img = im2col_module.col2im_rows(jnp.asarray(y), x.shape, FH, FW, stride, pad)
-    lhs, rhs = np.sum(np.asarray(rows) * y), np.sum(x * np.asarray(img))
-    np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-10)
-
-
-@settings(max_examples=8, deadline=None)
-@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 7), st.integers(1, 7),
-       st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
-       st.integers(0, 2**31 - 1))
-def test_im2col_col2im_adjoint(N, C, H, W, FH, FW, stride, pad, seed):
+def test_im2col_col2im_adjoint(pair, N, C, H, W, FH, FW, stride, pad, seed):
     """<im2col(x), y> = <x, col2im(y)>: col2im is the transpose that backprop needs (DLFS1 §7.4.3)."""
     assume(H + 2 * pad >= FH and W + 2 * pad >= FW)
+    im2col, col2im, x_shape, col_shape = ADJOINT_PAIRS[pair]
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(N, C, H, W))
     OH, OW = (H + 2 * pad - FH) // stride + 1, (W + 2 * pad - FW) // stride + 1
-    y = rng.normal(size=(N * OH * OW, C * FH * FW))
-    cols = jax.jit(im2col_module.im2col, static_argnums=(1, 2, 3, 4))(jnp.asarray(x), FH, FW, stride, pad)
-    img = jax.jit(im2col_module.col2im, static_argnums=(1, 2, 3, 4, 5))(jnp.asarray(y), x.shape, FH, FW,
-                                                               stride, pad)
+    x = rng.normal(size=x_shape(N, C, H, W, FH, FW, OH, OW))
+    y = rng.normal(size=col_shape(N, C, H, W, FH, FW, OH, OW))
+    cols = jax.jit(im2col, static_argnums=(1, 2, 3, 4))(jnp.asarray(x), FH, FW, stride, pad)
+    img = jax.jit(col2im, static_argnums=(1, 2, 3, 4, 5))(jnp.asarray(y), x.shape, FH, FW, stride, pad)
     lhs, rhs = np.sum(np.asarray(cols) * y), np.sum(x * np.asarray(img))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-10)
 
