@@ -18,7 +18,7 @@ upsampled to 28x28. Those are blurred, centred blobs on which the MLP does as we
 handwriting is not centred, so quick mode moves every digit (train and test) by up to
 `QUICK_SHIFT` = 4 pixels each way (drawn once, seeded; each 28x28 frame has a 4-pixel margin): the
 MLP must learn every digit at every place, the CNN's shared filters need not. Measured in quick
-mode (seed 0, 20 epochs): test accuracy 0.847 for the CNN, 0.783 for the MLP.
+mode (seed 0, 20 epochs): test accuracy 0.856 for the CNN, 0.783 for the MLP.
 
 Figures: ``train_convnet.png`` (loss per iteration, accuracy per epoch, the MLP's test accuracy) and
 ``filters.png``: the 30 first-layer filters before and after training (DLFS1 Figure 7-24: the
@@ -117,6 +117,10 @@ def main(argv=None) -> dict:
         line.set_label(f"CNN: {line.get_label()}")
     ax_acc.plot(mlp_history["epoch"], mlp_history["test_acc"], "^:", ms=3, color="0.4",
                 label="MLP 784-100-10: test acc")
+    # zoom in on the curves (from a little below the lowest accuracy): on a 0-1 axis the CNN's ~0.99
+    # and the MLP's ~0.97 on full MNIST lie on one line
+    lowest = min(min(h[k]) for h in (history, mlp_history) for k in ("train_acc", "test_acc"))
+    ax_acc.set_ylim(max(0.0, np.floor((lowest - 0.005) * 50) / 50), 1.0)
     ax_acc.legend(loc="lower right")
     ex.save_figure(fig, out / "train_convnet.png")
     ex.save_figure(plot_filters(before, params["W1"], "SimpleConvNet conv1 filters (30 x 5x5)"),
