@@ -84,6 +84,8 @@ def _pooling_nhwc_forward(params: Params, x: Array, *, pool_h: int = 2, pool_w: 
 
 
 def _index_dtype(cells: int):
+    """The smallest integer type for a window cell's index: int8 below 127 cells (a 2x2 window: a
+    quarter of float32's bytes to keep and read back), int32 above."""
     return jnp.int8 if cells < 127 else jnp.int32
 
 
