@@ -10,7 +10,10 @@ machine, one after the other so that they do not share the cores:
   of its own (reported as "first run": what a user's first run pays), then `--repeat` times with
   that cache warm;
 * the seconds its training took, from its ``result.json`` (`PAIRS` names the entry: the
-  experiment's own timer around training, compilation of the training step included);
+  experiment's own timer around training, compilation of the training step included), and the
+  seconds of the rest of its own timed work (the evaluations between epochs that `fit` times
+  apart, a timed numerical gradient): what is left of the whole is the fixed cost of a process
+  (Python, imports, data, tracing, the figure);
 * the book's script, ``python SCRIPT`` in its chapter's folder (``MPLBACKEND=Agg``, so its
   ``plt.show()`` returns at once), `--repeat` times, after one run that converts the data
   sets into the book's cached form (``mnist.pkl``, ``ptb.train.npy``), which is not timed.
@@ -35,21 +38,26 @@ import tempfile
 import time
 from pathlib import Path
 
-# name, fnn options, the result.json entries (dotted paths) that sum to its training time,
+# name, fnn options, the result.json entries (dotted paths) that sum to its training time, the entries
+# that sum to the rest of its own timed work (evaluation between epochs, a timed numerical gradient),
 # (which book, its script), what differs between the two
 PAIRS = [
-    ("ch4_train_neuralnet", [], ["metrics.train_seconds"], ("book1", "ch04/train_neuralnet.py"),
+    ("ch4_train_neuralnet", [], ["metrics.train_seconds"],
+     ["history.eval_seconds", "metrics.one_step.numerical_seconds", "metrics.one_step.backprop_seconds"],
+     ("book1", "ch04/train_neuralnet.py"),
      "fnn also times one numerical-gradient step of the 784-50-10 net (the book's script does not)"),
-    ("ch5_train_neuralnet", [], ["metrics.train_seconds"], ("book1", "ch05/train_neuralnet.py"), "same work"),
+    ("ch5_train_neuralnet", [], ["metrics.train_seconds"], ["history.eval_seconds"],
+     ("book1", "ch05/train_neuralnet.py"), "same work"),
     ("ch6_optimizer_compare_mnist", ["--optimizers", "SGD", "Momentum", "AdaGrad", "Adam"],
-     [f"metrics.{o}.train_seconds" for o in ("SGD", "Momentum", "AdaGrad", "Adam")],
+     [f"metrics.{o}.train_seconds" for o in ("SGD", "Momentum", "AdaGrad", "Adam")], [],
      ("book1", "ch06/optimizer_compare_mnist.py"),
-     "the book's four optimizers; fnn also evaluates each network's test accuracy"),
-    ("dlfs2_ch5_simple_rnnlm", [], ["metrics.train_seconds"], ("book2", "ch05/train.py"), "same work"),
-    ("dlfs2_ch7_train_seq2seq", ["--runs", "baseline"], ["metrics.train_seconds.baseline"],
+     "the book's four optimizers; fnn also evaluates each network's test accuracy (in its training time)"),
+    ("dlfs2_ch5_simple_rnnlm", [], ["metrics.train_seconds"], [], ("book2", "ch05/train.py"), "same work"),
+    ("dlfs2_ch7_train_seq2seq", ["--runs", "baseline"], ["metrics.train_seconds.baseline"], [],
      ("book2", "ch07/train_seq2seq.py"),
      "both train the baseline Seq2seq 25 epochs and answer the 5,000 test questions after each (fnn in "
-     "one batch, the book one by one); fnn also answers 5,000 training questions after each epoch"),
+     "one batch, the book one by one: in its training time); fnn also answers 5,000 training questions "
+     "after each epoch"),
 ]
 
 
@@ -118,32 +126,37 @@ def main(argv=None) -> int:
     prepare_books(books["book1"], books["book2"], data)
     env = {**os.environ, "FNN_DATA_DIR": str(data), "MPLBACKEND": "Agg"}
     rows = []
-    for name, options, train_paths, (book, script), note in PAIRS:
+    for name, options, train_paths, other_paths, (book, script), note in PAIRS:
         if args.only and name not in args.only:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "fnn.cli", "run", name, *options, "--out", tmp, "--no-progress"]
             env["FNN_COMPILE_CACHE"] = str(Path(tmp) / "xla")  # empty: the first run compiles as a user's does
             first = _run(cmd, env=env)
-            whole, steps, book_times = [], [], []
+            whole, steps, other, book_times = [], [], [], []
             for _ in range(args.repeat):
                 whole.append(_run(cmd, env=env))
                 result = json.loads((Path(tmp) / "result.json").read_text())
                 steps.append(sum(_get(result, path) for path in train_paths))
+                other.append(sum(_get(result, path) for path in other_paths))
                 folder = books[book] / Path(script).parent
                 book_times.append(_run([sys.executable, Path(script).name], cwd=folder, env=env))
         row = {"experiment": name, "options": " ".join(options), "book_script": script, "note": note,
-               "first": first, "whole": whole, "steps": steps, "book": book_times,
+               "first": first, "whole": whole, "steps": steps, "other": other, "book": book_times,
                "whole_over_steps": statistics.median(whole) / statistics.median(steps),
+               "whole_over_timed": statistics.median(whole)
+               / statistics.median([a + b for a, b in zip(steps, other, strict=True)]),
                "book_over_whole": statistics.median(book_times) / statistics.median(whole)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     lines = ["| experiment | book script | fnn first run, s | fnn whole (warm cache), s | its training, s | "
-             "whole / training | book script, s | book / fnn whole | what differs |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "its other timed work, s | whole / training | whole / (training + other) | book script, s | "
+             "book / fnn whole | what differs |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| `{r['experiment']}` {r['options']} | {r['book_script']} | {r['first']:.1f} | "
-                     f"{stats(r['whole'])} | {stats(r['steps'])} | {r['whole_over_steps']:.2f} | "
+                     f"{stats(r['whole'])} | {stats(r['steps'])} | {stats(r['other']) if any(r['other']) else '–'} | "
+                     f"{r['whole_over_steps']:.2f} | {r['whole_over_timed']:.2f} | "
                      f"{stats(r['book'])} | {r['book_over_whole']:.2f}x | {r['note']} |")
     table = "\n".join(lines)
     print(table)

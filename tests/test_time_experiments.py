@@ -4,6 +4,8 @@ result.json entries that they fill (the timing itself needs the books' checkouts
 import importlib
 import json
 
+import pytest
+
 from fnn import _experiment_index as index
 from fnn import cli
 
@@ -12,17 +14,20 @@ timing = importlib.import_module("scripts.time_experiments")
 
 def test_every_pair_names_an_experiment_its_options_and_a_book_script():
     experiments = cli.experiments()
-    for name, options, paths, (book, script), note in timing.PAIRS:
+    for name, options, paths, others, (book, script), note in timing.PAIRS:
         module, path = index.files()[name]
         cli.parser(name, "", index.read(name, module, path).options).parse_args(options)  # exits when wrong
         assert name in experiments, name
         assert book in ("book1", "book2") and script.endswith(".py") and note
         assert paths and all(p.startswith("metrics.") for p in paths)
+        assert all(p.startswith(("metrics.", "history.")) for p in others)
 
 
-def test_the_training_time_is_read_from_a_real_result(tmp_path):
-    assert cli.main(["run", "ch5_train_neuralnet", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+@pytest.mark.parametrize("name", ["ch5_train_neuralnet", "ch4_train_neuralnet"])
+def test_the_training_and_other_times_are_read_from_a_real_result(tmp_path, name):
+    assert cli.main(["run", name, "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
     result = json.loads((tmp_path / "result.json").read_text())
-    (paths,) = [p for name, _, p, _, _ in timing.PAIRS if name == "ch5_train_neuralnet"]
+    (paths, others) = [(p, o) for n, _, p, o, _, _ in timing.PAIRS if n == name][0]
     seconds = sum(timing._get(result, p) for p in paths)
-    assert 0 < seconds < result["seconds"]
+    other = sum(timing._get(result, p) for p in others)
+    assert seconds > 0 and other > 0 and seconds + other < result["seconds"]

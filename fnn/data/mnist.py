@@ -152,10 +152,9 @@ def _finish(
     x: np.ndarray, t: np.ndarray, normalize: bool, flatten: bool, one_hot_label: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cached ``(N, 28, 28)`` uint8 images and labels -> new arrays in the book's format."""
-    if normalize:  # x / 255 in float32 into one new array (a temporary would double 188 MB of writes)
-        x = np.divide(x, np.float32(255.0), out=np.empty(x.shape, np.float32), dtype=np.float32)
-    else:
-        x = x.copy()
+    # x / 255 in float32 into one new array (a temporary would double 188 MB of writes)
+    x = (np.divide(x, np.float32(255.0), out=np.empty(x.shape, np.float32), dtype=np.float32) if normalize
+         else x.copy())
     return as_book_arrays(x, t, flatten=flatten, one_hot_label=one_hot_label)
 
 
